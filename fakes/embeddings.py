@@ -1,0 +1,55 @@
+"""Deterministic, meaningful fake embeddings: feature hashing of words and word pairs.
+
+Texts that share words share hashed coordinates, so their cosine similarity is high and a search
+over fake vectors returns chunks that really contain the query's words.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+
+import numpy as np
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+STOPWORDS = frozenset(
+    "a an and are as at be by for from has have i if in is it its my of on or our so that the their this "
+    "to was we what when where which who will with you your do does how can me".split()
+)
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def features(text: str) -> list[tuple[str, float]]:
+    words = [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    feats = [(w, 1.0) for w in words]
+    feats += [(f"{a} {b}", 0.5) for a, b in zip(words, words[1:])]
+    return feats
+
+
+@lru_cache(maxsize=200_000)
+def _slot(feature: str, dimensions: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return value % dimensions, (1.0 if (value >> 63) & 1 else -1.0)
+
+
+def embed(text: str, dimensions: int) -> np.ndarray:
+    """Unit-length float32 vector of ``dimensions`` for ``text``; same text, same vector."""
+    vector = np.zeros(dimensions, dtype=np.float32)
+    for feature, weight in features(text):
+        index, sign = _slot(feature, dimensions)
+        vector[index] += sign * weight
+    norm = float(np.linalg.norm(vector))
+    if norm == 0.0:
+        # Text without words (punctuation only) still gets a valid, deterministic unit vector.
+        index, sign = _slot(text or " ", dimensions)
+        vector[index] = sign
+        return vector
+    return vector / norm

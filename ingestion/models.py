@@ -1,0 +1,150 @@
+"""Documents, their processing jobs, chunks with vectors, the embedding cache and the event log."""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from pgvector.django import VectorField
+
+from ingestion.statuses import Status
+
+# Chunk ids are uuid5(document id, chunker version, ordinal) under this namespace, so re-running
+# the chunk stage produces the same ids and conflicting inserts are ignored.
+CHUNK_ID_NAMESPACE = uuid.UUID("6f1d2c4e-8a7b-4f3e-9c1d-2b5a7e9f0c31")
+
+
+class Document(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
+    filename = models.CharField(max_length=255)
+    mime = models.CharField(max_length=100, default="application/pdf")
+    size = models.BigIntegerField()
+    file_sha256 = models.CharField(max_length=64)
+    storage_path = models.CharField(max_length=500)
+    parsed_path = models.CharField(max_length=500, blank=True, default="")
+    parsed_sha256 = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.UPLOADED, db_index=True)
+    current_job = models.ForeignKey("Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "file_sha256"], name="document_unique_owner_sha")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.status})"
+
+
+class Job(models.Model):
+    """One processing run of a document. The row is the truth; queue messages only wake workers."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="jobs")
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.UPLOADED, db_index=True)
+    start_stage = models.CharField(max_length=16, default="parse")
+    attempts = models.PositiveIntegerField(default=0)  # attempts of the current stage
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_error_code = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    last_error_message = models.TextField(blank=True, default="")
+    last_error_retryable = models.BooleanField(null=True, blank=True)
+    stage_times = models.JSONField(default=dict, blank=True)  # {"parse": {"started": iso, "finished": iso}}
+    progress = models.JSONField(default=dict, blank=True)  # {"stage": "embed", "stage_pct": 40, "total_pct": 73}
+    parse_job_id = models.CharField(max_length=100, blank=True, default="")
+    webhook_secret = models.CharField(max_length=64, blank=True, default="")
+    correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    chunker_version = models.CharField(max_length=32, blank=True, default="")
+    embed_model = models.CharField(max_length=100, blank=True, default="")
+    embed_dimensions = models.PositiveIntegerField(null=True, blank=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    chunk_count = models.PositiveIntegerField(null=True, blank=True)
+    tokens_embedded = models.PositiveBigIntegerField(default=0)
+    provider_calls = models.PositiveIntegerField(default=0)
+    cost_estimate_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"job {self.id} ({self.status})"
+
+
+class Chunk(models.Model):
+    id = models.UUIDField(primary_key=True, editable=False)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    chunker_version = models.CharField(max_length=32)
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    chunk_sha = models.CharField(max_length=64)
+    token_count = models.PositiveIntegerField()
+    page_start = models.PositiveIntegerField()
+    page_end = models.PositiveIntegerField()
+    heading_path = models.JSONField(default=list, blank=True)
+    embedding = VectorField(null=True, blank=True)
+    # Kept by PostgreSQL itself from the text, so no write path can forget it.
+    search_vector = models.GeneratedField(expression=SearchVector("text", config="english"),
+                                          output_field=SearchVectorField(), db_persist=True)
+
+    class Meta:
+        ordering = ["document", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "chunker_version", "ordinal"], name="chunk_unique_ordinal"),
+        ]
+        indexes = [GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+                   models.Index(fields=["owner", "document"], name="chunk_owner_document")]
+
+    @staticmethod
+    def make_id(document_id, chunker_version: str, ordinal: int) -> uuid.UUID:
+        return uuid.uuid5(CHUNK_ID_NAMESPACE, f"{document_id}:{chunker_version}:{ordinal}")
+
+
+class EmbeddingCache(models.Model):
+    """(model, dimensions, text sha) -> vector: identical text is never paid for twice."""
+
+    model = models.CharField(max_length=100)
+    dimensions = models.PositiveIntegerField()
+    text_sha = models.CharField(max_length=64)
+    embedding = VectorField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "dimensions", "text_sha"], name="embedding_cache_key")]
+
+
+class Event(models.Model):
+    """Append-only log of what happened to a job: the timeline in the API and the admin."""
+
+    class Severity(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        ERROR = "error"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=40)
+    stage = models.CharField(max_length=16, blank=True, default="")
+    code = models.CharField(max_length=64, blank=True, default="")
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.INFO)
+    message = models.TextField(blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per qcluster host+process, touched on a schedule: the signal health checks trust."""
+
+    worker = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()

@@ -1,0 +1,74 @@
+"""Stage 1, parse: the raw PDF to per-page markdown, through LlamaParse or the local PDFium backend.
+
+Idempotent: a job that already has a parser job id polls it instead of uploading again.
+"""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.urls import reverse
+
+from ingestion import storage
+from ingestion.errors import TransientError
+from ingestion.models import Job
+from ingestion.providers import pdf_text
+from ingestion.providers.llamaparse import LlamaParseClient, error_for_failed_job
+
+
+class ParsePending(Exception):
+    """The parser has not finished within the poll window; the sweeper polls again later."""
+
+
+def webhook_url_for(job: Job) -> str:
+    if not settings.WEBHOOK_BASE_URL:
+        return ""
+    return settings.WEBHOOK_BASE_URL + reverse("llamaparse-webhook", kwargs={"job_id": job.id})
+
+
+def _pages_via_llamaparse(job: Job, data: bytes, ctx) -> list[str]:
+    with LlamaParseClient() as client:
+        try:
+            if not job.parse_job_id:
+                job.parse_job_id = client.upload(data=data, filename=job.document.filename,
+                                                 webhook_url=webhook_url_for(job))
+                # Saved at once: a retry after a crash polls this parser job instead of paying twice.
+                Job.objects.filter(pk=job.pk).update(parse_job_id=job.parse_job_id)
+                ctx.event("parse_submitted", message="The document was sent to the parser.",
+                          payload={"parse_job_id": job.parse_job_id})
+            deadline = time.monotonic() + settings.PARSE_POLL_WINDOW_SECONDS
+            interval = 0.1
+            while True:
+                status = client.status(job.parse_job_id)
+                if status.status == "SUCCESS":
+                    return client.pages(job.parse_job_id)
+                if status.status == "ERROR":
+                    error = error_for_failed_job(status)
+                    if isinstance(error, TransientError):
+                        # Submit afresh next attempt: the failed parser job will never succeed.
+                        Job.objects.filter(pk=job.pk).update(parse_job_id="")
+                    raise error
+                if time.monotonic() >= deadline:
+                    raise ParsePending(job.parse_job_id)
+                ctx.renew_lease()
+                time.sleep(interval)
+                interval = min(interval * 1.5, 2.0)
+        finally:
+            ctx.provider_calls += client.calls
+
+
+def run(job: Job, ctx) -> dict:
+    document = job.document
+    data = storage.raw_file_read(document.storage_path)
+    pdf_text.check_pdf_bytes(data)
+    if settings.PARSER_BACKEND == "local":
+        pages = pdf_text.pdf_to_markdown_pages(data)
+    else:
+        pages = _pages_via_llamaparse(job, data, ctx)
+    old_path = document.parsed_path
+    document.parsed_path = storage.parsed_pages_save(document_id=document.id, pages=pages)
+    document.page_count = len(pages)
+    document.save(update_fields=["parsed_path", "page_count", "updated_at"])
+    if old_path and old_path != document.parsed_path:
+        storage.file_delete(old_path)
+    return {"page_count": len(pages)}

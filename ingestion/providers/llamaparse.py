@@ -1,0 +1,119 @@
+"""The one client of LlamaParse's v1 parsing API. Vendor failures become TransientError/PermanentError here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from django.conf import settings
+
+from ingestion.errors import PermanentError, TransientError
+
+# Error codes of an ERROR job that no retry can fix; any other ERROR is retried as transient.
+PERMANENT_JOB_ERRORS = {
+    "NO_DATA_FOUND_IN_FILE": ("PARSE_NO_TEXT", "No text could be read from the PDF (it may be a scan without a "
+                              "text layer). Upload a PDF with selectable text, or run it through OCR first."),
+    "UNSUPPORTED_FILE_TYPE": ("PARSE_NOT_A_PDF", "The parser could not read the file as a PDF. Export the "
+                              "document to PDF again and upload that file."),
+    "CORRUPTED_FILE": ("PARSE_CORRUPT_PDF", "The PDF is damaged or incomplete. Download or export it again "
+                       "and upload the new copy."),
+    "PDF_IS_PROTECTED": ("PARSE_ENCRYPTED_PDF", "The PDF is password-protected. Remove the password and upload "
+                         "it again."),
+}
+
+
+@dataclass
+class ParseStatus:
+    status: str  # PENDING | SUCCESS | ERROR
+    error_code: str = ""
+    error_message: str = ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class LlamaParseClient:
+    def __init__(self, *, base_url: str | None = None, api_key: str | None = None, timeout: float | None = None):
+        self.base_url = (base_url or settings.LLAMAPARSE_BASE_URL).rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {api_key or settings.LLAMAPARSE_API_KEY}", "Accept": "application/json"},
+            timeout=timeout or settings.LLAMAPARSE_TIMEOUT_SECONDS,
+        )
+        self.calls = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "LlamaParseClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _request(self, method: str, url: str, **kwargs) -> dict:
+        self.calls += 1
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TransientError("PARSE_PROVIDER_TIMEOUT", "The parser did not answer in time; we will retry.") from exc
+        except httpx.TransportError as exc:
+            raise TransientError("PARSE_PROVIDER_UNAVAILABLE",
+                                 f"The parser could not be reached ({exc.__class__.__name__}); we will retry.") from exc
+        if response.status_code == 429:
+            raise TransientError("PARSE_RATE_LIMITED", "The parser is rate-limiting us; we will retry after its delay.",
+                                 retry_after=_retry_after(response))
+        if response.status_code >= 500:
+            raise TransientError("PARSE_PROVIDER_ERROR",
+                                 f"The parser failed with HTTP {response.status_code}; we will retry.",
+                                 retry_after=_retry_after(response))
+        if response.status_code in (401, 403):
+            raise PermanentError("PARSE_PROVIDER_AUTH",
+                                 "The parser refused our API key. Check LLAMAPARSE_API_KEY, then retry the document.")
+        if response.status_code >= 400:
+            raise PermanentError("PARSE_PROVIDER_REJECTED",
+                                 f"The parser rejected the request (HTTP {response.status_code}: "
+                                 f"{response.text[:200]}).")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransientError("PARSE_PROVIDER_MALFORMED", "The parser answered with a malformed body; we will retry.") from exc
+
+    def upload(self, *, data: bytes, filename: str, webhook_url: str = "") -> str:
+        """Submit a file; returns the parser's job id."""
+        fields = {"language": "en", "page_separator": "\n---\n"}
+        if webhook_url:
+            fields["webhook_url"] = webhook_url
+        body = self._request("POST", "/api/v1/parsing/upload", files={"file": (filename, data, "application/pdf")},
+                             data=fields)
+        job_id = body.get("id")
+        if not job_id:
+            raise TransientError("PARSE_PROVIDER_MALFORMED", "The parser accepted the file but returned no job id.")
+        return str(job_id)
+
+    def status(self, job_id: str) -> ParseStatus:
+        body = self._request("GET", f"/api/v1/parsing/job/{job_id}")
+        return ParseStatus(body.get("status", "PENDING"), body.get("error_code") or "", body.get("error_message") or "")
+
+    def pages(self, job_id: str) -> list[str]:
+        """Markdown of each page of a finished job, in page order."""
+        body = self._request("GET", f"/api/v1/parsing/job/{job_id}/result/json")
+        pages = body.get("pages")
+        if not isinstance(pages, list):
+            raise TransientError("PARSE_PROVIDER_MALFORMED", "The parser's result had no pages; we will retry.")
+        ordered = sorted(pages, key=lambda p: p.get("page", 0))
+        return [str(p.get("md") or p.get("text") or "") for p in ordered]
+
+
+def error_for_failed_job(status: ParseStatus) -> Exception:
+    """An ERROR job as one of our errors: permanent for bad input, transient otherwise."""
+    if status.error_code in PERMANENT_JOB_ERRORS:
+        code, message = PERMANENT_JOB_ERRORS[status.error_code]
+        return PermanentError(code, message)
+    return TransientError("PARSE_JOB_FAILED",
+                          f"The parser failed this job ({status.error_code or 'no code'}: "
+                          f"{status.error_message or 'no message'}); we will submit it again.")

@@ -1,0 +1,107 @@
+"""The one client of the embeddings provider, through the official ``openai`` SDK.
+
+SDK exceptions become TransientError/PermanentError here. The SDK's own retry (which honours
+Retry-After) absorbs short blips; what it gives up on goes back to the stage runner's backoff.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import openai
+from django.conf import settings
+
+from ingestion.errors import PermanentError, TransientError
+
+
+@dataclass
+class EmbeddingBatchResult:
+    vectors: list[list[float]]
+    tokens: int
+    calls: int
+
+
+def make_client() -> openai.OpenAI:
+    return openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL,
+                         timeout=settings.OPENAI_TIMEOUT_SECONDS, max_retries=settings.OPENAI_SDK_MAX_RETRIES)
+
+
+def _convert(exc: Exception) -> Exception:
+    if isinstance(exc, openai.RateLimitError):
+        retry_after = None
+        try:
+            retry_after = float(exc.response.headers.get("retry-after"))
+        except (TypeError, ValueError):
+            pass
+        return TransientError("EMBED_RATE_LIMITED", "The embedding provider is rate-limiting us; we will retry "
+                              "after its delay.", retry_after=retry_after)
+    if isinstance(exc, openai.APITimeoutError):
+        return TransientError("EMBED_PROVIDER_TIMEOUT", "The embedding provider did not answer in time; we will retry.")
+    if isinstance(exc, openai.APIConnectionError):
+        return TransientError("EMBED_PROVIDER_UNAVAILABLE", "The embedding provider could not be reached; we will retry.")
+    if isinstance(exc, openai.InternalServerError):
+        return TransientError("EMBED_PROVIDER_ERROR", f"The embedding provider failed (HTTP {exc.status_code}); "
+                              "we will retry.")
+    if isinstance(exc, openai.AuthenticationError):
+        return PermanentError("EMBED_PROVIDER_AUTH", "The embedding provider refused our API key. Check "
+                              "OPENAI_API_KEY, then retry the document.")
+    if isinstance(exc, openai.APIStatusError):
+        return PermanentError("EMBED_PROVIDER_REJECTED", f"The embedding provider rejected the request "
+                              f"(HTTP {exc.status_code}): {exc.message}")
+    return TransientError("EMBED_PROVIDER_ERROR", f"Embedding failed ({exc.__class__.__name__}); we will retry.")
+
+
+def _embed_batch(client: openai.OpenAI, texts: list[str], model: str, dimensions: int) -> tuple[list[list[float]], int]:
+    try:
+        response = client.embeddings.create(input=texts, model=model, dimensions=dimensions)
+    except openai.OpenAIError as exc:
+        raise _convert(exc) from exc
+    if len(response.data) != len(texts):
+        raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider returned {len(response.data)} "
+                             f"vectors for {len(texts)} inputs; we will retry.")
+    ordered = sorted(response.data, key=lambda item: item.index)
+    vectors = [list(item.embedding) for item in ordered]
+    if any(len(v) != dimensions for v in vectors):
+        raise TransientError("EMBED_PROVIDER_MALFORMED", "The embedding provider returned vectors of the wrong size.")
+    return vectors, response.usage.total_tokens if response.usage else 0
+
+
+def batches(texts: list[str], token_counts: list[int], *, max_inputs: int, max_tokens: int) -> list[list[int]]:
+    """Indexes of ``texts`` grouped into requests within the provider's input and token limits."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    current_tokens = 0
+    for index, tokens in enumerate(token_counts):
+        if current and (len(current) >= max_inputs or current_tokens + tokens > max_tokens):
+            groups.append(current)
+            current, current_tokens = [], 0
+        current.append(index)
+        current_tokens += tokens
+    if current:
+        groups.append(current)
+    return groups
+
+
+def embeddings_for_texts(texts: list[str], token_counts: list[int], *, model: str | None = None,
+                         dimensions: int | None = None) -> EmbeddingBatchResult:
+    """Vectors for ``texts`` in order, sent in limit-sized batches, several at once."""
+    model = model or settings.EMBEDDING_MODEL
+    dimensions = dimensions or settings.EMBEDDING_DIMENSIONS
+    groups = batches(texts, token_counts, max_inputs=settings.EMBEDDING_BATCH_INPUTS,
+                     max_tokens=settings.EMBEDDING_BATCH_TOKENS)
+    vectors: list[list[float] | None] = [None] * len(texts)
+    tokens = 0
+    client = make_client()
+    try:
+        workers = max(1, min(settings.EMBEDDING_CONCURRENCY, len(groups)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [(group, pool.submit(_embed_batch, client, [texts[i] for i in group], model, dimensions))
+                       for group in groups]
+            for group, future in futures:
+                batch_vectors, batch_tokens = future.result()
+                tokens += batch_tokens
+                for index, vector in zip(group, batch_vectors):
+                    vectors[index] = vector
+    finally:
+        client.close()
+    return EmbeddingBatchResult(vectors=vectors, tokens=tokens, calls=len(groups))

@@ -1,0 +1,30 @@
+"""Reads of documents, jobs and chunks, always scoped to their owner where a member asks."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from ingestion.models import Chunk, Document, Event, Job
+
+
+def documents_for_owner(*, owner) -> QuerySet[Document]:
+    return Document.objects.filter(owner=owner).select_related("current_job")
+
+
+def document_for_owner(*, owner, document_id) -> Document | None:
+    return documents_for_owner(owner=owner).filter(pk=document_id).first()
+
+
+def job_for_owner(*, owner, job_id) -> Job | None:
+    return Job.objects.filter(pk=job_id, document__owner=owner).select_related("document").first()
+
+
+def events_for_document(*, document: Document) -> QuerySet[Event]:
+    return Event.objects.filter(document=document).order_by("created_at", "id")
+
+
+def chunks_for_document(*, document: Document) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(document=document).defer("embedding", "search_vector").order_by("ordinal")
+
+
+def document_chunk_count(*, document: Document) -> int:
+    return Chunk.objects.filter(document=document).count()

@@ -1,0 +1,166 @@
+"""Every write to documents and jobs goes through a function here (the stage runner included)."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ingestion import storage
+from ingestion.errors import PermanentError
+from ingestion.models import Document, Event, Job
+from ingestion.providers import pdf_text
+from ingestion.statuses import FAILED, STAGE_ORDER, STAGES, TERMINAL, Status, check_transition, path_to
+
+User = get_user_model()
+
+
+class UploadRejected(PermanentError):
+    """An upload refused before any row or file is written."""
+
+
+@dataclass
+class UploadResult:
+    document: Document
+    job: Job | None
+    duplicate: bool
+
+
+def _safe_filename(name: str) -> str:
+    base = os.path.basename((name or "").replace("\\", "/")).strip().replace("\x00", "")
+    base = "".join(ch for ch in base if ch.isprintable()) or "document.pdf"
+    if len(base) > 200:
+        stem, dot, ext = base.rpartition(".")
+        base = (stem[: 200 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else base[:200]
+    return base
+
+
+def upload_check(*, data: bytes) -> int:
+    """Refuse what can never be processed (not a PDF, too large, encrypted, corrupt, too many pages).
+
+    Returns the page count. Raises UploadRejected with a code and an actionable message.
+    """
+    if len(data) > settings.UPLOAD_MAX_BYTES:
+        raise UploadRejected("UPLOAD_TOO_LARGE", f"The file is {len(data) / 1e6:.1f} MB; the limit is "
+                             f"{settings.UPLOAD_MAX_BYTES / 1e6:.0f} MB. Split the document or compress it.")
+    try:
+        pages = pdf_text.page_count(data)
+    except PermanentError as exc:
+        raise UploadRejected(exc.code, exc.message) from exc
+    if pages == 0:
+        raise UploadRejected("PARSE_NO_PAGES", "The PDF has no pages. Export the document again and upload it.")
+    if pages > settings.UPLOAD_MAX_PAGES:
+        raise UploadRejected("UPLOAD_TOO_MANY_PAGES", f"The PDF has {pages} pages; the limit is "
+                             f"{settings.UPLOAD_MAX_PAGES}. Upload the relevant part as a separate PDF.")
+    return pages
+
+
+def document_upload(*, owner: User, data: bytes, filename: str) -> UploadResult:
+    """Store an uploaded PDF and start its processing; the same bytes from the same member are one document."""
+    page_count = upload_check(data=data)
+    sha = hashlib.sha256(data).hexdigest()
+    existing = Document.objects.filter(owner=owner, file_sha256=sha).first()
+    if existing:
+        return UploadResult(existing, existing.current_job, True)
+    path = storage.raw_file_save(owner_id=owner.pk, data=data)
+    try:
+        with transaction.atomic():
+            document = Document.objects.create(owner=owner, filename=_safe_filename(filename), size=len(data),
+                                               file_sha256=sha, storage_path=path, page_count=page_count)
+            job = job_start(document=document)
+    except IntegrityError:
+        # The same bytes were uploaded concurrently; the other upload won.
+        storage.file_delete(path)
+        existing = Document.objects.get(owner=owner, file_sha256=sha)
+        return UploadResult(existing, existing.current_job, True)
+    return UploadResult(document, job, False)
+
+
+def event_record(*, job: Job, type: str, stage: str = "", code: str = "", message: str = "",
+                 severity: str = Event.Severity.INFO, payload: dict | None = None) -> Event:
+    return Event.objects.create(job=job, document_id=job.document_id, type=type, stage=stage, code=code,
+                                message=message, severity=severity, payload=payload or {})
+
+
+def job_enqueue(*, job_id, stage: str) -> None:
+    """Wake a worker for ``stage`` of a job once the current transaction commits."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task("ingestion.tasks.run_stage", str(job_id), stage,
+                                             task_name=f"{stage}:{job_id}", group=stage))
+
+
+def job_set_status(*, job: Job, status: str) -> list[str]:
+    """Move a job (and its document, when current) to ``status`` through the allowed path."""
+    steps = path_to(job.status, status)
+    for step in steps:
+        check_transition(job.status, step)
+        job.status = step
+    if status in TERMINAL:
+        job.finished_at = timezone.now()
+    Document.objects.filter(pk=job.document_id, current_job=job).update(status=job.status, updated_at=timezone.now())
+    return steps
+
+
+@transaction.atomic
+def job_start(*, document: Document, from_stage: str = "parse") -> Job:
+    """Create a new job for ``document`` starting at ``from_stage`` and enqueue it. Keeps older jobs' history."""
+    if from_stage not in ("parse", "chunk", "embed"):
+        raise PermanentError("JOB_UNKNOWN_STAGE", f"Unknown stage '{from_stage}': use parse, chunk or embed.")
+    if from_stage != "parse" and not document.parsed_path:
+        raise PermanentError("JOB_NOT_PARSED", "The document was never parsed; reprocess it from the parse stage.")
+    start_status = {"parse": Status.UPLOADED, "chunk": Status.PARSE_VALIDATED, "embed": Status.CHUNKS_STORED}[from_stage]
+    job = Job.objects.create(document=document, status=start_status, start_stage=from_stage,
+                             webhook_secret=os.urandom(16).hex(), page_count=document.page_count,
+                             embed_model=settings.EMBEDDING_MODEL, embed_dimensions=settings.EMBEDDING_DIMENSIONS)
+    document.current_job = job
+    document.status = start_status
+    document.save(update_fields=["current_job", "status", "updated_at"])
+    event_record(job=job, type="job_created", stage=from_stage, message=f"Processing starts at the {from_stage} stage.")
+    job_enqueue(job_id=job.id, stage=from_stage)
+    return job
+
+
+@transaction.atomic
+def job_cancel(*, job: Job) -> Job:
+    """Cancel a job that has not ended; a running stage finishes its step and then stops."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status in TERMINAL:
+        raise PermanentError("JOB_ALREADY_ENDED", f"The job already ended ({job.status}); nothing to cancel.")
+    job_set_status(job=job, status=Status.CANCELLED)
+    job.lease_owner, job.lease_expires_at, job.next_attempt_at = "", None, None
+    job.save()
+    event_record(job=job, type="job_cancelled", message="The job was cancelled.")
+    return job
+
+
+def job_retry(*, job: Job) -> Job:
+    """Start a new job for a failed or cancelled job's document, from the stage that failed."""
+    if job.status not in FAILED | {Status.CANCELLED}:
+        raise PermanentError("JOB_NOT_FAILED", f"Only failed or cancelled jobs can be retried; this one is {job.status}.")
+    failed_stage = next((name for name in STAGE_ORDER if job.stage_times.get(name, {}).get("started")
+                         and not job.stage_times.get(name, {}).get("finished")), "parse")
+    from_stage = {"parse": "parse", "validate": "parse", "chunk": "chunk", "embed": "embed", "finalize": "embed"}[failed_stage]
+    if from_stage != "parse" and not job.document.parsed_path:
+        from_stage = "parse"
+    return job_start(document=job.document, from_stage=from_stage)
+
+
+def document_delete(*, document: Document) -> None:
+    """Delete a document with its jobs, chunks, events and stored files."""
+    paths = [document.storage_path, document.parsed_path]
+    document.delete()
+    for path in paths:
+        storage.file_delete(path)
+
+
+def user_get_or_create(*, username: str) -> User:
+    user, _ = User.objects.get_or_create(username=username)
+    return user
+
+
+STAGE_WEIGHTS = {name: STAGES[name].weight for name in STAGE_ORDER}

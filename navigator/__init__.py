@@ -1,0 +1,1 @@
+"""Insurance Navigator document pipeline: Django project package."""

@@ -1,0 +1,270 @@
+"""Settings, read from the environment; every value has a working local default.
+
+With ``DATABASE_URL`` unset the embedded PostgreSQL under ``NAVIGATOR_DATA_DIR`` is started (or
+attached to) and its URL exported, so child processes (qcluster workers, honcho's processes,
+pytest's subprocesses) share the same server.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = os.environ.get("SECRET_KEY") or ""
+if not SECRET_KEY:
+    if not DEBUG:
+        raise RuntimeError("SECRET_KEY must be set when DEBUG is off (production).")
+    SECRET_KEY = "local-development-key-not-for-production-use-0123456789abcdef"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+
+NAVIGATOR_DATA_DIR = Path(os.environ.get("NAVIGATOR_DATA_DIR") or BASE_DIR / ".data").resolve()
+NAVIGATOR_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Database: PostgreSQL always; the embedded server when DATABASE_URL is unset -------------
+if not os.environ.get("DATABASE_URL"):
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    from navigator import embedded_db
+
+    os.environ["DATABASE_URL"] = embedded_db.ensure_running(NAVIGATOR_DATA_DIR / "pg")
+    os.environ.setdefault("NAVIGATOR_DATABASE_EMBEDDED", "1")
+
+DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True)}
+# dj-database-url puts a socket directory given as ?host=DIR under OPTIONS; Django wants HOST.
+_socket_host = DATABASES["default"].get("OPTIONS", {}).pop("host", None)
+if _socket_host:
+    DATABASES["default"]["HOST"] = _socket_host
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("NAVIGATOR_TEST_DATABASE", "test_navigator")}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "health_check",
+    "ingestion",
+    "monitoring",
+    "fakes",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "navigator.urls"
+WSGI_APPLICATION = "navigator.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STATIC_URL = "static/"
+STATIC_ROOT = NAVIGATOR_DATA_DIR / "static"
+MEDIA_ROOT = NAVIGATOR_DATA_DIR / "files"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage" if not DEBUG
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Shared by every process (web, qcluster workers): django-q2 keeps its cluster status here, so a
+# per-process LocMem cache would make the web process believe no worker runs.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "navigator_cache",
+    }
+}
+
+# --- API -----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "ingestion.api.errors.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Insurance Navigator document pipeline",
+    "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Background work: django-q2 on the ORM broker (same PostgreSQL) ---------------------------
+QCLUSTER_WORKERS = env_int("QCLUSTER_WORKERS", 2)
+STAGE_TIMEOUT_SECONDS = env_int("STAGE_TIMEOUT_SECONDS", 600)
+Q_CLUSTER = {
+    "name": "navigator",
+    "orm": "default",
+    "workers": QCLUSTER_WORKERS,
+    # A stage is killed after `timeout`; `retry` must exceed it or a message is redelivered while
+    # its first delivery still runs.
+    "timeout": STAGE_TIMEOUT_SECONDS,
+    "retry": STAGE_TIMEOUT_SECONDS + 60,
+    # Redelivery is the stage runner's business (the job row is the truth), not the queue's.
+    "max_attempts": 1,
+    "ack_failures": True,
+    "poll": env_float("QCLUSTER_POLL_SECONDS", 0.1),
+    "save_limit": 1000,
+    "catch_up": False,
+    "label": "Task queue",
+}
+if os.environ.get("REDIS_URL"):
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = os.environ["REDIS_URL"]
+
+# --- Providers -----------------------------------------------------------------------------
+LOCAL_SERVER_URL = os.environ.get("NAVIGATOR_URL", "http://127.0.0.1:8000").rstrip("/")
+PARSER_BACKEND = os.environ.get("PARSER_BACKEND", "llamaparse")  # "llamaparse" or "local"
+LLAMAPARSE_BASE_URL = os.environ.get("LLAMAPARSE_BASE_URL", f"{LOCAL_SERVER_URL}/fakes/llamaparse").rstrip("/")
+LLAMAPARSE_API_KEY = os.environ.get("LLAMAPARSE_API_KEY", "llx-local-fake-key")
+LLAMAPARSE_WEBHOOK_SECRET = os.environ.get("LLAMAPARSE_WEBHOOK_SECRET", "local-webhook-signing-secret")
+# The parser calls this base URL back when a job ends; empty disables webhooks (poll only).
+WEBHOOK_BASE_URL = os.environ.get("WEBHOOK_BASE_URL", LOCAL_SERVER_URL).rstrip("/")
+LLAMAPARSE_TIMEOUT_SECONDS = env_float("LLAMAPARSE_TIMEOUT_SECONDS", 60)
+# How long a parse stage keeps polling before handing the job back to the sweeper.
+PARSE_POLL_WINDOW_SECONDS = env_float("PARSE_POLL_WINDOW_SECONDS", 120)
+
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", f"{LOCAL_SERVER_URL}/fakes/openai/v1").rstrip("/")
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "sk-local-fake-key")
+OPENAI_TIMEOUT_SECONDS = env_float("OPENAI_TIMEOUT_SECONDS", 60)
+EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "text-embedding-3-small")
+EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 1536)
+# Provider limits per request: 2048 inputs and 300k tokens; we stay below both.
+EMBEDDING_BATCH_INPUTS = env_int("EMBEDDING_BATCH_INPUTS", 512)
+EMBEDDING_BATCH_TOKENS = env_int("EMBEDDING_BATCH_TOKENS", 250_000)
+EMBEDDING_CONCURRENCY = env_int("EMBEDDING_CONCURRENCY", 4)
+
+# --- Pipeline ------------------------------------------------------------------------------
+CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 350)
+CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 50)
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024)
+UPLOAD_MAX_PAGES = env_int("UPLOAD_MAX_PAGES", 500)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)
+RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", 2.0)
+RETRY_MAX_SECONDS = env_float("RETRY_MAX_SECONDS", 300.0)
+SWEEP_INTERVAL_MINUTES = env_int("SWEEP_INTERVAL_MINUTES", 1)
+
+# --- Fakes (local stand-ins for LlamaParse and OpenAI) ----------------------------------------
+FAKES_ENABLED = env_bool("FAKES_ENABLED", True)
+
+# --- Security ------------------------------------------------------------------------------
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$", r"^fakes/"]
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+        "django-q": {"level": os.environ.get("QCLUSTER_LOG_LEVEL", "WARNING")},
+        "pgserver": {"level": "WARNING"},
+    },
+}
+
+# Keys the fakes accept: by default the same as the client's, so the local setup just works.
+FAKES_LLAMAPARSE_API_KEY = os.environ.get("FAKES_LLAMAPARSE_API_KEY", LLAMAPARSE_API_KEY)
+FAKES_OPENAI_API_KEY = os.environ.get("FAKES_OPENAI_API_KEY", OPENAI_API_KEY)
+FAKES_LLAMAPARSE_WEBHOOK_SECRET = os.environ.get("FAKES_LLAMAPARSE_WEBHOOK_SECRET", LLAMAPARSE_WEBHOOK_SECRET)
+FAKES_CONTROL_TOKEN = os.environ.get("FAKES_CONTROL_TOKEN", "local-fakes-control-token")
+# Retries the openai SDK makes itself (honouring Retry-After) before the stage runner's backoff.
+OPENAI_SDK_MAX_RETRIES = env_int("OPENAI_SDK_MAX_RETRIES", 2)
+
+# Cost estimates (list prices; set to your contract's). LlamaParse bills per page parsed.
+PARSE_PRICE_PER_PAGE_USD = env_float("PARSE_PRICE_PER_PAGE_USD", 0.003)
+EMBED_PRICE_PER_MILLION_TOKENS_USD = env_float("EMBED_PRICE_PER_MILLION_TOKENS_USD", 0.02)
+# A parse job still PENDING after the poll window is polled again this often (by the sweeper).
+PARSE_POLL_INTERVAL_SECONDS = env_float("PARSE_POLL_INTERVAL_SECONDS", 15)
+# A non-terminal job untouched this long with no lease and no retry time lost its wake-up message.
+SWEEP_LOST_MESSAGE_SECONDS = env_int("SWEEP_LOST_MESSAGE_SECONDS", 120)
+
+# Hybrid search: reciprocal rank fusion, score = sum(weight / (rrf_k + rank)) over the two rankings.
+SEARCH_RRF_K = env_int("SEARCH_RRF_K", 60)
+SEARCH_VECTOR_WEIGHT = env_float("SEARCH_VECTOR_WEIGHT", 1.0)
+SEARCH_TEXT_WEIGHT = env_float("SEARCH_TEXT_WEIGHT", 1.0)
+# Webhook deliveries older (or newer) than this are refused as replays.
+WEBHOOK_TOLERANCE_SECONDS = env_int("WEBHOOK_TOLERANCE_SECONDS", 300)
+# A qcluster writes a heartbeat every HEARTBEAT_INTERVAL_SECONDS (its scheduler ticks every ~30 s).
+HEARTBEAT_MAX_AGE_SECONDS = env_int("HEARTBEAT_MAX_AGE_SECONDS", 90)
