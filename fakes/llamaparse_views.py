@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -113,7 +113,7 @@ def _finish_later(job_id, delay_seconds: float) -> None:
         except Exception:  # the thread must never take the web process down
             logger.exception("fake llamaparse: background parse of %s failed", job_id)
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own connection
 
     threading.Thread(target=run, name=f"fake-parse-{job_id}", daemon=True).start()
 

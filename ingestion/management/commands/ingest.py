@@ -4,6 +4,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
+from django.conf import settings
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 from rich.console import Console
@@ -14,13 +17,35 @@ from ingestion import services
 from ingestion.errors import PermanentError
 from ingestion.models import Document, Job
 from ingestion.pipeline.runner import run_job_sync
-from ingestion.statuses import FAILED, TERMINAL
+from ingestion.statuses import FAILED, TERMINAL, Status
 
 
-def qcluster_running() -> bool:
+def qcluster_running(wait_seconds: float = 15.0) -> bool:
+    """True once a qcluster reports to the shared cache; waits briefly for one that is starting."""
     from django_q.status import Stat
 
-    return any(stat.status in ("Idle", "Working", "Starting") for stat in Stat.get_all())
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        if any(stat.status in ("Idle", "Working", "Starting") for stat in Stat.get_all()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def wait_for_providers(wait_seconds: float = 30.0) -> None:
+    """Wait until the parser's URL answers (the local fakes start with the web server)."""
+    deadline = time.monotonic() + wait_seconds
+    url = settings.LLAMAPARSE_BASE_URL if settings.PARSER_BACKEND != "local" else settings.OPENAI_BASE_URL
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() >= deadline:
+                raise CommandError(f"The providers at {url} do not answer. Start the web server (it serves the "
+                                   "local fakes) or set LLAMAPARSE_BASE_URL / OPENAI_BASE_URL.")
+            time.sleep(0.5)
 
 
 class Command(BaseCommand):
@@ -56,13 +81,19 @@ class Command(BaseCommand):
             except PermanentError as exc:
                 row.update(status="failed_parse", error=f"{exc.code}: {exc.message}")
             else:
-                row.update(document=result.document.id, job=result.job.id if result.job else None,
-                           status="duplicate (already uploaded)" if result.duplicate else result.document.status)
-                if result.duplicate:
-                    row["status"] = result.document.status
-                    row["error"] = "same file already uploaded"
+                job = result.job
+                if result.duplicate and result.document.status in FAILED | {Status.CANCELLED} and job:
+                    # Ingesting a file that failed before means "try again": start a new job.
+                    job = services.job_retry(job=job)
+                    row["error"] = "already uploaded; processing again"
+                elif result.duplicate:
+                    row["error"] = "already uploaded"
+                row.update(document=result.document.id, job=job.id if job else None,
+                           status=job.status if job else result.document.status)
             rows.append(row)
         pending = [r for r in rows if r["job"] and r["status"] not in TERMINAL]
+        if pending and (options["sync"] or options["wait"]):
+            wait_for_providers()
         if options["sync"]:
             for row in pending:
                 run_job_sync(row["job"])
@@ -96,14 +127,14 @@ class Command(BaseCommand):
 
     def _report(self, console, rows, waited):
         table = Table(title="Ingested documents")
-        for column in ("file", "status", "pages", "chunks", "seconds", "error"):
+        for column in ("file", "status", "pages", "chunks", "seconds", "note"):
             table.add_column(column)
         for row in rows:
             document = Document.objects.filter(pk=row["document"]).select_related("current_job").first()
             job = document.current_job if document else None
             if document:
                 row["status"] = document.status
-                if job and job.last_error_code and not row["error"]:
+                if job and job.last_error_code and row["status"] != Status.COMPLETE:
                     row["error"] = f"{job.last_error_code}: {job.last_error_message}"
             table.add_row(row["file"], row["status"], str(document.page_count if document else "-"),
                           str(job.chunk_count if job and job.chunk_count is not None else "-"),

@@ -1,0 +1,46 @@
+"""Shared fixtures: members, generated PDFs, and the fakes served over real HTTP by a live server."""
+from __future__ import annotations
+
+import pytest
+from model_bakery import baker
+
+from samples.generate import build_document
+
+
+@pytest.fixture
+def member(db):
+    return baker.make("auth.User", username="member-a")
+
+
+@pytest.fixture
+def other_member(db):
+    return baker.make("auth.User", username="member-b")
+
+
+@pytest.fixture(scope="session")
+def pdf_bytes():
+    """A generated 3-page policy PDF."""
+    return build_document(3, seed=1)
+
+
+@pytest.fixture
+def providers(live_server, settings):
+    """Point the LlamaParse and OpenAI clients (and webhooks) at the fakes on a real HTTP server."""
+    settings.LLAMAPARSE_BASE_URL = f"{live_server.url}/fakes/llamaparse"
+    settings.OPENAI_BASE_URL = f"{live_server.url}/fakes/openai/v1"
+    settings.WEBHOOK_BASE_URL = live_server.url
+    settings.PARSER_BACKEND = "llamaparse"
+    settings.RETRY_BASE_SECONDS = 0.05
+    settings.RETRY_MAX_SECONDS = 0.2
+    return live_server
+
+
+@pytest.fixture
+def faults(db):
+    """Set fake faults for a service at run time, as an operator would through the control endpoint."""
+    from fakes.models import FaultSettings
+
+    def apply(service: str, **knobs):
+        FaultSettings.objects.update_or_create(service=service, defaults={"config": knobs})
+
+    return apply

@@ -1,0 +1,73 @@
+"""End to end: a real qcluster process and a real HTTP server with the fakes; upload through the API."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from ingestion.chunking import chunk_markdown
+from ingestion.models import Chunk, Document
+from ingestion.providers.pdf_text import pdf_to_markdown_pages
+from samples.generate import build_document
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    return f"postgresql://{s['USER']}:{s['PASSWORD'] or ''}@/{s['NAME']}?host={s['HOST']}" if str(
+        s["HOST"]).startswith("/") else f"postgresql://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+@pytest.fixture
+def qcluster(providers, tmp_path):
+    env = {**os.environ, "DATABASE_URL": database_url(), "LLAMAPARSE_BASE_URL": f"{providers.url}/fakes/llamaparse",
+           "OPENAI_BASE_URL": f"{providers.url}/fakes/openai/v1", "WEBHOOK_BASE_URL": providers.url,
+           "QCLUSTER_LOG_LEVEL": "INFO"}
+    log = open(tmp_path / "qcluster.log", "w+")
+    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.seek(0)
+    print(log.read()[-3000:])
+
+
+def test_uploaded_pdf_is_processed_by_a_real_qcluster(qcluster, providers, member, settings):
+    # given a member with an API token and a generated 6-page PDF
+    token = Token.objects.create(user=member)
+    data = build_document(6, seed=7)
+    expected = len(chunk_markdown(pdf_to_markdown_pages(data), max_tokens=settings.CHUNK_MAX_TOKENS,
+                                  overlap_tokens=settings.CHUNK_OVERLAP_TOKENS))
+    client = httpx.Client(base_url=providers.url, headers={"Authorization": f"Token {token.key}"}, timeout=30)
+    # when it is uploaded through the API
+    response = client.post("/api/v1/documents/", files={"file": ("policy.pdf", data, "application/pdf")})
+    assert response.status_code == 201, response.text
+    document_id = response.json()["document"]["id"]
+    status = None
+    for _ in range(600):  # bounded: at most 60 s
+        status = client.get(f"/api/v1/documents/{document_id}/").json()["status"]
+        if status in ("complete", "failed_parse", "failed_chunking", "failed_embedding"):
+            break
+        time.sleep(0.1)
+    # then the cluster took it through every stage
+    assert status == "complete", qcluster.poll()
+    document = Document.objects.get(pk=document_id)
+    chunks = Chunk.objects.filter(document=document)
+    assert chunks.count() == expected == document.current_job.chunk_count
+    assert not chunks.filter(embedding__isnull=True).exists()
+    # and a search finds a passage of it with its page
+    hits = client.post("/api/v1/search/", json={"query": "grace period premiums", "k": 3}).json()["results"]
+    assert hits and hits[0]["document_id"] == document_id and hits[0]["page_start"] >= 1

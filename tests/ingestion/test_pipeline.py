@@ -1,0 +1,132 @@
+"""The stages through the fakes over real HTTP, against the real database."""
+import pytest
+from django.core.files.storage import default_storage
+
+from ingestion import services, storage
+from ingestion.chunking import chunk_markdown
+from ingestion.models import Chunk, Document, Event
+from ingestion.pipeline.runner import run_job_sync, run_stage
+from ingestion.providers.pdf_text import pdf_to_markdown_pages
+from ingestion.statuses import Status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _expected_chunks(data: bytes, settings) -> int:
+    return len(chunk_markdown(pdf_to_markdown_pages(data), max_tokens=settings.CHUNK_MAX_TOKENS,
+                              overlap_tokens=settings.CHUNK_OVERLAP_TOKENS))
+
+
+def test_document_completes_through_llamaparse_and_openai_fakes(providers, member, pdf_bytes, settings):
+    # given
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    # when
+    status = run_job_sync(job.id)
+    # then
+    job.refresh_from_db()
+    assert status == Status.COMPLETE and job.document.status == Status.COMPLETE
+    assert job.parse_job_id
+    chunks = Chunk.objects.filter(document=job.document)
+    assert chunks.count() == _expected_chunks(pdf_bytes, settings) == job.chunk_count
+    assert not chunks.filter(embedding__isnull=True).exists()
+    assert {c.page_start for c in chunks} == {1, 2, 3}
+    assert job.tokens_embedded > 0 and job.cost_estimate_usd > 0
+    types = list(Event.objects.filter(job=job).values_list("type", flat=True))
+    assert types.count("stage_finished") == 5
+
+
+def test_local_parser_backend_gives_the_same_chunks(providers, member, pdf_bytes, settings):
+    settings.PARSER_BACKEND = "local"
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    assert run_job_sync(job.id) == Status.COMPLETE
+    job.refresh_from_db()
+    assert job.parse_job_id == ""
+    assert Chunk.objects.filter(document=job.document).count() == _expected_chunks(pdf_bytes, settings)
+
+
+def test_running_a_stage_twice_changes_nothing(providers, member, pdf_bytes):
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    run_job_sync(job.id)
+    before = list(Chunk.objects.filter(document=job.document).values_list("id", "chunk_sha"))
+    # a late duplicate message for every stage is acknowledged and dropped
+    for stage in ("parse", "validate", "chunk", "embed", "finalize"):
+        assert run_stage(job.id, stage) == "not_due_for_stage"
+    assert list(Chunk.objects.filter(document=job.document).values_list("id", "chunk_sha")) == before
+
+
+def test_rechunking_an_already_chunked_document_adds_no_duplicates(providers, member, pdf_bytes):
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    run_job_sync(job.id)
+    count = Chunk.objects.filter(document=job.document).count()
+    again = services.job_start(document=Document.objects.get(pk=job.document_id), from_stage="chunk")
+    assert run_job_sync(again.id) == Status.COMPLETE
+    assert Chunk.objects.filter(document=job.document).count() == count
+    again.refresh_from_db()
+    assert again.tokens_embedded == 0  # every vector was already there
+
+
+def test_identical_text_is_embedded_once(providers, member, other_member, pdf_bytes):
+    first = services.document_upload(owner=member, data=pdf_bytes, filename="a.pdf").job
+    run_job_sync(first.id)
+    second = services.document_upload(owner=other_member, data=pdf_bytes, filename="a.pdf").job
+    run_job_sync(second.id)
+    second.refresh_from_db()
+    assert second.status == Status.COMPLETE and second.tokens_embedded == 0
+    assert Event.objects.filter(job=second, type="stage_finished", stage="embed",
+                                payload__from_cache=second.chunk_count).exists()
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"This is a test PDF content for upload testing.", "PARSE_NOT_A_PDF"),
+    (b"", "PARSE_EMPTY_FILE"),
+])
+def test_bad_file_that_reaches_the_pipeline_ends_failed_parse(providers, member, data, code):
+    # given a file stored without the upload checks (e.g. by an older client)
+    path = storage.raw_file_save(owner_id=member.pk, data=data)
+    document = Document.objects.create(owner=member, filename="bad.pdf", size=len(data), file_sha256="x" * 64,
+                                       storage_path=path)
+    job = services.job_start(document=document)
+    # when
+    status = run_job_sync(job.id)
+    # then
+    job.refresh_from_db()
+    assert status == Status.FAILED_PARSE and job.last_error_code == code
+    assert job.last_error_retryable is False and job.lease_owner == ""
+    assert default_storage.exists(path)  # nothing is lost
+
+
+def test_pdf_without_text_fails_with_the_parser_error_mapped(providers, member):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(20, 20, 50, 50)
+    job = services.document_upload(owner=member, data=bytes(pdf.output()), filename="scan.pdf").job
+    assert run_job_sync(job.id) == Status.FAILED_PARSE
+    job.refresh_from_db()
+    assert job.last_error_code == "PARSE_NO_TEXT"
+
+
+def test_transient_provider_errors_are_retried_then_fail_the_stage(providers, member, pdf_bytes, faults, settings):
+    # given an embedding provider that always fails with 5xx
+    settings.OPENAI_SDK_MAX_RETRIES = 0
+    settings.JOB_MAX_ATTEMPTS = 3
+    faults("openai", error_rate=1.0)
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    # when
+    status = run_job_sync(job.id)
+    # then
+    job.refresh_from_db()
+    assert status == Status.FAILED_EMBEDDING
+    assert job.last_error_code == "EMBED_PROVIDER_ERROR" and job.attempts == 3
+    assert Event.objects.filter(job=job, type="retry_scheduled").count() == 2
+
+
+def test_duplicate_parsed_content_ends_duplicate(providers, member, pdf_bytes):
+    first = services.document_upload(owner=member, data=pdf_bytes, filename="a.pdf").job
+    run_job_sync(first.id)
+    # same content, different bytes (a re-saved copy)
+    second = services.document_upload(owner=member, data=pdf_bytes + b"\n%resaved\n", filename="b.pdf").job
+    assert run_job_sync(second.id) == Status.DUPLICATE
+    assert Event.objects.filter(job=second, type="duplicate_content",
+                                payload__original_document_id=str(first.document_id)).exists()

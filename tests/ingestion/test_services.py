@@ -1,0 +1,89 @@
+import pytest
+from django.core.files.storage import default_storage
+from fpdf import FPDF
+
+from ingestion import services
+from ingestion.errors import PermanentError
+from ingestion.models import Chunk, Document, Event, Job
+from ingestion.statuses import Status
+
+
+def test_upload_stores_the_file_and_starts_a_job(member, pdf_bytes):
+    # when
+    result = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf")
+    # then
+    assert not result.duplicate
+    assert result.document.page_count == 3 and result.document.status == Status.UPLOADED
+    assert default_storage.open(result.document.storage_path).read() == pdf_bytes
+    assert result.job.document_id == result.document.id
+    assert Event.objects.filter(job=result.job, type="job_created").exists()
+
+
+def test_same_bytes_from_the_same_member_are_one_document(member, other_member, pdf_bytes):
+    first = services.document_upload(owner=member, data=pdf_bytes, filename="a.pdf")
+    again = services.document_upload(owner=member, data=pdf_bytes, filename="b.pdf")
+    others = services.document_upload(owner=other_member, data=pdf_bytes, filename="a.pdf")
+    assert again.duplicate and again.document.id == first.document.id
+    assert not others.duplicate and others.document.id != first.document.id
+    assert Job.objects.filter(document=first.document).count() == 1
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"", "PARSE_EMPTY_FILE"),
+    (b"Sample Insurance Policy\nPolicy Number: INS-12345", "PARSE_NOT_A_PDF"),
+    (b"%PDF-1.7\n1 0 obj <</Type /Catalog", "PARSE_CORRUPT_PDF"),
+])
+def test_bad_uploads_are_refused_with_a_code_and_leave_nothing(member, data, code):
+    with pytest.raises(PermanentError) as error:
+        services.document_upload(owner=member, data=data, filename="bad.pdf")
+    assert error.value.code == code and error.value.message.endswith(".")
+    assert not Document.objects.exists()
+
+
+def test_truncated_pdf_is_refused(member, pdf_bytes):
+    with pytest.raises(PermanentError) as error:
+        services.document_upload(owner=member, data=pdf_bytes[: len(pdf_bytes) // 3], filename="cut.pdf")
+    assert error.value.code == "PARSE_CORRUPT_PDF"
+
+
+def test_encrypted_pdf_is_refused(member):
+    pdf = FPDF()
+    pdf.set_encryption(owner_password="owner", user_password="secret")
+    pdf.add_page()
+    pdf.set_font("Helvetica")
+    pdf.cell(0, 10, "Confidential")
+    with pytest.raises(PermanentError) as error:
+        services.document_upload(owner=member, data=bytes(pdf.output()), filename="locked.pdf")
+    assert error.value.code == "PARSE_ENCRYPTED_PDF"
+
+
+def test_page_cap_is_enforced(member, pdf_bytes, settings):
+    settings.UPLOAD_MAX_PAGES = 2
+    with pytest.raises(PermanentError) as error:
+        services.document_upload(owner=member, data=pdf_bytes, filename="long.pdf")
+    assert error.value.code == "UPLOAD_TOO_MANY_PAGES"
+
+
+def test_filenames_lose_path_parts(member, pdf_bytes):
+    result = services.document_upload(owner=member, data=pdf_bytes, filename="../../etc/passwd.pdf")
+    assert result.document.filename == "passwd.pdf"
+    assert "passwd" not in result.document.storage_path
+
+
+def test_delete_removes_rows_and_files(member, pdf_bytes):
+    document = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").document
+    path = document.storage_path
+    services.document_delete(document=document)
+    assert not default_storage.exists(path)
+    assert not Job.objects.exists() and not Chunk.objects.exists() and not Event.objects.exists()
+
+
+def test_cancel_ends_a_running_job_and_retry_starts_a_new_one(member, pdf_bytes):
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").job
+    services.job_cancel(job=job)
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED and job.document.status == Status.CANCELLED
+    new_job = services.job_retry(job=job)
+    assert new_job.id != job.id and new_job.status == Status.UPLOADED
+    with pytest.raises(PermanentError):
+        services.job_cancel(job=job)
