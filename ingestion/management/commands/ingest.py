@@ -57,6 +57,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="show progress until every document has ended")
         parser.add_argument("--sync", action="store_true", help="run the stages here, without a qcluster")
         parser.add_argument("--timeout", type=float, default=600, help="seconds --wait waits at most")
+        parser.add_argument("--cluster-wait", type=float, default=15, help="seconds to wait for a qcluster to report")
 
     def handle(self, *args, **options):
         console = Console(file=self.stdout._out, highlight=False, width=140)
@@ -99,7 +100,7 @@ class Command(BaseCommand):
                 run_job_sync(row["job"])
                 row["seconds"] = time.monotonic() - row["started"]
         elif options["wait"] and pending:
-            if not qcluster_running():
+            if not qcluster_running(options["cluster_wait"]):
                 raise CommandError("No qcluster is running, so the documents would wait for ever. Start one with "
                                    "'python manage.py qcluster' (or 'make run'), or use --sync to process here.")
             self._wait(console, pending, options["timeout"])
