@@ -42,7 +42,7 @@ VENDOR_ERROR_CODES = {
 }
 
 
-def llama_error(status: int, detail: str, code=None, type_=None) -> JsonResponse:
+def llama_error(status: int, detail: str, *_ignored) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=status)
 
 
@@ -125,7 +125,7 @@ def upload(request: HttpRequest) -> JsonResponse:
     if denied:
         return denied
     faults = fault_knobs.current("llamaparse")
-    failure = injected_failure(faults, lambda status, message, *_: llama_error(status, message))
+    failure = injected_failure(faults, llama_error)
     if failure:
         return failure
     uploaded = request.FILES.get("file")
@@ -159,7 +159,7 @@ def job_status(request: HttpRequest, job_id) -> JsonResponse:
     denied = _denied(request)
     if denied:
         return denied
-    failure = injected_failure(fault_knobs.current("llamaparse"), lambda status, message, *_: llama_error(status, message))
+    failure = injected_failure(fault_knobs.current("llamaparse"), llama_error)
     if failure:
         return failure
     job = _job_or_404(job_id)
@@ -182,7 +182,7 @@ def job_result(request: HttpRequest, job_id, result_type: str) -> JsonResponse:
     denied = _denied(request)
     if denied:
         return denied
-    failure = injected_failure(fault_knobs.current("llamaparse"), lambda status, message, *_: llama_error(status, message))
+    failure = injected_failure(fault_knobs.current("llamaparse"), llama_error)
     if failure:
         return failure
     job = _job_or_404(job_id)

@@ -14,7 +14,7 @@ from ingestion import storage
 from ingestion.errors import PermanentError
 from ingestion.models import Document, Event, Job
 from ingestion.providers import pdf_text
-from ingestion.statuses import FAILED, STAGE_ORDER, STAGES, TERMINAL, Status, check_transition, path_to
+from ingestion.statuses import FAILED, STAGE_ORDER, TERMINAL, Status, check_transition, path_to
 
 User = get_user_model()
 
@@ -162,5 +162,3 @@ def user_get_or_create(*, username: str) -> User:
     user, _ = User.objects.get_or_create(username=username)
     return user
 
-
-STAGE_WEIGHTS = {name: STAGES[name].weight for name in STAGE_ORDER}

@@ -179,9 +179,7 @@ def stop(pgdata: Path | None = None) -> bool:
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     pgdata = default_data_dir().resolve()
-    if command == "start":
-        print(ensure_running(pgdata))
-    elif command == "url":
+    if command in ("start", "url"):
         print(ensure_running(pgdata))
     elif command == "stop":
         print("embedded PostgreSQL stopped" if stop(pgdata) else "embedded PostgreSQL was not running")

@@ -178,13 +178,11 @@ def _fail(job: Job, stage: str, owner: str, error: PipelineError, ctx: StageCont
             services.job_enqueue(job_id=current.id, stage=stage)
             return "retry_scheduled"
         services.job_set_status(job=current, status=spec.failed)
-        current.save()
+        message = error.message
         if error.retryable:
             message = f"{error.message} Gave up after {current.attempts} attempts."
-        else:
-            message = error.message
         current.last_error_message = message
-        current.save(update_fields=["last_error_message"])
+        current.save()
         services.event_record(job=current, type="stage_failed", stage=stage, code=error.code,
                               severity=Event.Severity.ERROR, message=message, payload={"attempts": current.attempts})
         return current.status

@@ -106,7 +106,7 @@ class Command(BaseCommand):
             self._wait(console, pending, options["timeout"])
         self._report(console, rows, waited=options["wait"] or options["sync"])
         if (options["wait"] or options["sync"]) and any(
-                r["status"] in FAILED or r["status"] == "failed_parse" or r["status"] not in TERMINAL for r in rows):
+                r["status"] in FAILED or r["status"] not in TERMINAL for r in rows):
             raise CommandError("Some documents did not complete (see the table above).")
 
     def _wait(self, console, pending, timeout):
