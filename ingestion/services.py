@@ -113,6 +113,11 @@ def job_start(*, document: Document, from_stage: str = "parse") -> Job:
         raise PermanentError("JOB_UNKNOWN_STAGE", f"Unknown stage '{from_stage}': use parse, chunk or embed.")
     if from_stage != "parse" and not document.parsed_path:
         raise PermanentError("JOB_NOT_PARSED", "The document was never parsed; reprocess it from the parse stage.")
+    given, document = document, Document.objects.select_for_update().get(pk=document.pk)
+    active = Job.objects.filter(pk=document.current_job_id).only("status").first()
+    if active is not None and active.status not in TERMINAL:
+        raise PermanentError("JOB_ACTIVE", f"The document is already being processed (job {active.pk}, "
+                             f"{active.status}). Wait for it to end, or cancel it first.")
     start_status = {"parse": Status.UPLOADED, "chunk": Status.PARSE_VALIDATED, "embed": Status.CHUNKS_STORED}[from_stage]
     job = Job.objects.create(document=document, status=start_status, start_stage=from_stage,
                              webhook_secret=os.urandom(16).hex(), page_count=document.page_count,
@@ -120,6 +125,7 @@ def job_start(*, document: Document, from_stage: str = "parse") -> Job:
     document.current_job = job
     document.status = start_status
     document.save(update_fields=["current_job", "status", "updated_at"])
+    given.current_job, given.status = job, start_status
     event_record(job=job, type="job_created", stage=from_stage, message=f"Processing starts at the {from_stage} stage.")
     job_enqueue(job_id=job.id, stage=from_stage)
     return job

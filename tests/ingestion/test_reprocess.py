@@ -1,0 +1,91 @@
+"""Reprocessing: a new job per document, older history kept, upstream results reused."""
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ingestion import services
+from ingestion.errors import PermanentError
+from ingestion.models import Chunk, Document, Event, Job
+from ingestion.pipeline.runner import run_job_sync
+from ingestion.statuses import Status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def complete_document(providers, member, pdf_bytes):
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    assert run_job_sync(job.id) == Status.COMPLETE
+    return Document.objects.get(pk=job.document_id)
+
+
+def test_reprocess_from_embed_reuses_the_parse_and_chunks(complete_document):
+    # given
+    first_job = complete_document.current_job
+    chunk_ids = set(Chunk.objects.filter(document=complete_document).values_list("id", flat=True))
+    out = StringIO()
+    # when
+    call_command("reprocess", "--document", str(complete_document.pk), "--from-stage", "embed", stdout=out)
+    # then a second job exists, the first keeps its events, and no new parser job was submitted
+    jobs = Job.objects.filter(document=complete_document).order_by("created_at")
+    assert jobs.count() == 2 and jobs[0].pk == first_job.pk
+    new_job = jobs[1]
+    assert run_job_sync(new_job.id) == Status.COMPLETE
+    new_job.refresh_from_db()
+    assert new_job.start_stage == "embed" and new_job.parse_job_id == ""
+    assert not Event.objects.filter(job=new_job, stage="parse").exists()
+    assert Event.objects.filter(job=first_job, type="stage_finished").count() == 5
+    assert set(Chunk.objects.filter(document=complete_document).values_list("id", flat=True)) == chunk_ids
+    assert "1 job(s) started from embed" in out.getvalue()
+
+
+def test_reprocess_failed_restarts_only_failed_documents(providers, member, complete_document):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(20, 20, 50, 50)  # a PDF with no text: the parser ends it failed_parse
+    bad = services.document_upload(owner=member, data=bytes(pdf.output()), filename="scan.pdf").job
+    assert run_job_sync(bad.id) == Status.FAILED_PARSE
+    call_command("reprocess", "--failed", stdout=StringIO())
+    assert Job.objects.filter(document_id=bad.document_id).count() == 2
+    assert Job.objects.filter(document=complete_document).count() == 1
+    assert Document.objects.get(pk=bad.document_id).status == Status.UPLOADED
+
+
+def test_dry_run_lists_documents_and_starts_nothing(complete_document):
+    out = StringIO()
+    call_command("reprocess", "--status", "complete", "--from-stage", "chunk", "--dry-run", stdout=out)
+    assert "policy.pdf" in out.getvalue() and "would be reprocessed from chunk" in out.getvalue()
+    assert Job.objects.filter(document=complete_document).count() == 1
+
+
+def test_reprocess_refuses_a_document_that_is_still_processing(member, pdf_bytes):
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").job
+    with pytest.raises(PermanentError) as error:
+        services.job_start(document=job.document, from_stage="parse")
+    assert error.value.code == "JOB_ACTIVE"
+    err = StringIO()
+    with pytest.raises(CommandError, match="No document could be reprocessed"):
+        call_command("reprocess", "--document", str(job.document_id), stdout=StringIO(), stderr=err)
+    assert "cancel it first" in err.getvalue()
+    assert Job.objects.filter(document_id=job.document_id).count() == 1
+
+
+def test_unknown_document_ids_are_named(db):
+    with pytest.raises(CommandError, match="No document with id 7d1f5a4e-0000-4000-8000-000000000000"):
+        call_command("reprocess", "--document", "7d1f5a4e-0000-4000-8000-000000000000", stdout=StringIO())
+    with pytest.raises(CommandError, match="Not a document id"):
+        call_command("reprocess", "--document", "not-a-uuid", stdout=StringIO())
+
+
+def test_reprocess_from_chunk_needs_a_parse(member, pdf_bytes):
+    document = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").document
+    services.job_cancel(job=document.current_job)
+    with pytest.raises(PermanentError) as error:
+        services.job_start(document=Document.objects.get(pk=document.pk), from_stage="chunk")
+    assert error.value.code == "JOB_NOT_PARSED"
+    with pytest.raises(PermanentError) as error:
+        services.job_start(document=document, from_stage="index")
+    assert error.value.code == "JOB_UNKNOWN_STAGE"
