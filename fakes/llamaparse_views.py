@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from fakes import faults as fault_knobs
+from fakes import tally
 from fakes.models import FakeParseJob
 from fakes.views_common import bearer_token, injected_failure
 from ingestion.errors import PermanentError
@@ -63,11 +64,17 @@ def sign_webhook(body: bytes, timestamp: str, secret: str) -> str:
 
 
 def _deliver_webhook(job: FakeParseJob, faults: fault_knobs.Faults) -> None:
-    if not job.webhook_url or fault_knobs.roll(faults.webhook_drop_rate):
+    if not job.webhook_url:
+        return
+    if fault_knobs.roll(faults.webhook_drop_rate):
+        tally.count("llamaparse", "webhook_dropped")
         return
     body = json.dumps({"event": f"parse.{job.status.lower()}", "job_id": str(job.id), "status": job.status,
                        "error_code": job.error_code or None, "error_message": job.error_message or None}).encode()
     times = 2 if fault_knobs.roll(faults.webhook_duplicate_rate) else 1
+    tally.count("llamaparse", "webhook_sent", times)
+    if times == 2:
+        tally.count("llamaparse", "webhook_duplicated")
     for _ in range(times):
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "X-Webhook-Timestamp": timestamp,
@@ -89,6 +96,7 @@ def complete_job(job_id) -> FakeParseJob | None:
             return None
         if fault_knobs.roll(faults.parse_error_rate):
             job.status, job.error_code, job.error_message = "ERROR", "INTERNAL_SERVER_ERROR", "Parsing failed unexpectedly."
+            tally.count("llamaparse", "parse_error_injected")
         else:
             try:
                 data = Path(job.file_path).read_bytes()

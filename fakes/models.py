@@ -28,3 +28,14 @@ class FaultSettings(models.Model):
     service = models.CharField(max_length=20, unique=True)
     config = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class FakeRequestTally(models.Model):
+    """How many requests each fake answered, by outcome, and which faults it injected (for chaos runs)."""
+
+    service = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=30)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["service", "outcome"], name="fake_tally_unique")]

@@ -2,18 +2,19 @@
 from django.urls import path, re_path
 
 from fakes import control_views, llamaparse_views, openai_views
+from fakes.tally import tallied
 
 llamaparse_routes = []
 for prefix in ("api/parsing/", "api/v1/parsing/"):
     llamaparse_routes += [
-        path(f"llamaparse/{prefix}upload", llamaparse_views.upload),
-        path(f"llamaparse/{prefix}job/<str:job_id>", llamaparse_views.job_status),
+        path(f"llamaparse/{prefix}upload", tallied("llamaparse", llamaparse_views.upload)),
+        path(f"llamaparse/{prefix}job/<str:job_id>", tallied("llamaparse", llamaparse_views.job_status)),
         re_path(rf"^llamaparse/{prefix}job/(?P<job_id>[^/]+)/result/(?P<result_type>markdown|text|json)$",
-                llamaparse_views.job_result),
+                tallied("llamaparse", llamaparse_views.job_result)),
     ]
 
 urlpatterns = llamaparse_routes + [
-    path("openai/v1/embeddings", openai_views.create_embeddings),
+    path("openai/v1/embeddings", tallied("openai", openai_views.create_embeddings)),
     path("openai/v1/models", openai_views.list_models),
     path("control/faults/<str:service>/", control_views.faults_view),
 ]

@@ -41,6 +41,10 @@ def sweep() -> dict:
                    | Q(lease_owner="", next_attempt_at__lte=now)  # a retry (or a parse poll) is due
                    | Q(lease_owner="", next_attempt_at__isnull=True, updated_at__lt=quiet_since))  # message lost
            .values_list("id", "status"))
+    # A lease held by a process of this host that was killed is not waited out.
+    held = (Job.objects.exclude(status__in=TERMINAL).exclude(lease_owner="").filter(lease_expires_at__gte=now)
+            .values_list("id", "status", "lease_owner"))
+    due = list(due) + [(job_id, status) for job_id, status, owner in held if runner.lease_holder_is_dead(owner)]
     counts = {name: 0 for name in STAGE_ORDER}
     for job_id, status in due:
         stage = next(name for name in STAGE_ORDER if status in STAGES[name].entry)

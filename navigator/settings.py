@@ -190,6 +190,7 @@ LLAMAPARSE_WEBHOOK_SECRET = os.environ.get("LLAMAPARSE_WEBHOOK_SECRET", "local-w
 # The parser calls this base URL back when a job ends; empty disables webhooks (poll only).
 WEBHOOK_BASE_URL = os.environ.get("WEBHOOK_BASE_URL", LOCAL_SERVER_URL).rstrip("/")
 LLAMAPARSE_TIMEOUT_SECONDS = env_float("LLAMAPARSE_TIMEOUT_SECONDS", 60)
+LLAMAPARSE_MAX_RETRIES = env_int("LLAMAPARSE_MAX_RETRIES", 2)  # in-client retries of safe calls
 # How long a parse stage keeps polling before handing the job back to the sweeper.
 PARSE_POLL_WINDOW_SECONDS = env_float("PARSE_POLL_WINDOW_SECONDS", 120)
 
@@ -209,10 +210,9 @@ CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 50)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 25 * 1024 * 1024)
 UPLOAD_MAX_PAGES = env_int("UPLOAD_MAX_PAGES", 500)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
-JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30)
 RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", 2.0)
 RETRY_MAX_SECONDS = env_float("RETRY_MAX_SECONDS", 300.0)
-SWEEP_INTERVAL_MINUTES = env_int("SWEEP_INTERVAL_MINUTES", 1)
 
 # --- Fakes (local stand-ins for LlamaParse and OpenAI) ----------------------------------------
 FAKES_ENABLED = env_bool("FAKES_ENABLED", True)

@@ -14,6 +14,8 @@ import time
 import uuid
 from datetime import timedelta
 
+import psutil
+
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
@@ -32,6 +34,19 @@ STAGE_FUNCTIONS = {"parse": parse.run, "validate": validate.run, "chunk": chunk.
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def lease_holder_is_dead(lease_owner: str) -> bool:
+    """True if the lease was taken by a process on this host that no longer runs (killed mid-stage).
+
+    Such a lease need not be waited out: nobody will renew it. Holders on other hosts are judged by
+    their lease expiry alone.
+    """
+    host, _, rest = (lease_owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return not psutil.pid_exists(int(pid))
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -96,7 +111,8 @@ def _claim(job_id, stage: str, owner: str) -> tuple[Job | None, str]:
             return None, "busy" if Job.objects.filter(pk=job_id).exists() else "missing"
         if job.status not in spec.entry:
             return None, "cancelled" if job.status == Status.CANCELLED else "not_due_for_stage"
-        if job.lease_owner and job.lease_expires_at and job.lease_expires_at > now:
+        if (job.lease_owner and job.lease_expires_at and job.lease_expires_at > now
+                and not lease_holder_is_dead(job.lease_owner)):
             return None, "leased"
         if job.next_attempt_at and job.next_attempt_at > now:
             return None, "retry_scheduled"

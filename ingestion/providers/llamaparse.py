@@ -1,6 +1,8 @@
 """The one client of LlamaParse's v1 parsing API. Vendor failures become TransientError/PermanentError here."""
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -19,6 +21,10 @@ PERMANENT_JOB_ERRORS = {
     "PDF_IS_PROTECTED": ("PARSE_ENCRYPTED_PDF", "The PDF is password-protected. Remove the password and upload "
                          "it again."),
 }
+
+
+# Seconds the client itself waits before retrying; longer Retry-After delays go back to the runner.
+MAX_INLINE_RETRY_WAIT = 5.0
 
 
 @dataclass
@@ -45,6 +51,7 @@ class LlamaParseClient:
             timeout=timeout or settings.LLAMAPARSE_TIMEOUT_SECONDS,
         )
         self.calls = 0
+        self.retries = 0
 
     def close(self) -> None:
         self._http.close()
@@ -56,9 +63,31 @@ class LlamaParseClient:
         self.close()
 
     def _request(self, method: str, url: str, **kwargs) -> dict:
+        """One API call, retried here a few times when that is safe, as the official SDKs do.
+
+        Reads (GET) are retried on any transient failure; an upload only when the parser refused it
+        before doing anything (429, or no connection). A wait longer than ``MAX_INLINE_RETRY_WAIT``
+        is left to the stage runner's backoff instead of holding the worker.
+        """
+        for attempt in range(settings.LLAMAPARSE_MAX_RETRIES + 1):
+            try:
+                return self._request_once(method, url, **kwargs)
+            except TransientError as error:
+                safe = method == "GET" or error.code in ("PARSE_RATE_LIMITED", "PARSE_PROVIDER_UNREACHABLE")
+                wait = error.retry_after if error.retry_after is not None else 0.25 * 2 ** attempt * random.uniform(1, 2)
+                if not safe or attempt == settings.LLAMAPARSE_MAX_RETRIES or wait > MAX_INLINE_RETRY_WAIT:
+                    raise
+                self.retries += 1
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_once(self, method: str, url: str, **kwargs) -> dict:
         self.calls += 1
         try:
             response = self._http.request(method, url, **kwargs)
+        except httpx.ConnectError as exc:
+            raise TransientError("PARSE_PROVIDER_UNREACHABLE",
+                                 f"The parser could not be reached ({exc}); we will retry.") from exc
         except httpx.TimeoutException as exc:
             raise TransientError("PARSE_PROVIDER_TIMEOUT", "The parser did not answer in time; we will retry.") from exc
         except httpx.TransportError as exc:
