@@ -133,18 +133,23 @@ def _claim(job_id, stage: str, owner: str) -> tuple[Job | None, str]:
     return job, "claimed"
 
 
+def _release_ended(current: Job, owner: str) -> str:
+    if current.lease_owner == owner:
+        current.lease_owner, current.lease_expires_at = "", None
+        current.save(update_fields=["lease_owner", "lease_expires_at", "updated_at"])
+    return current.status
+
+
 def _finish(job: Job, stage: str, owner: str, result: dict, ctx: StageContext, started: float) -> str:
     spec = STAGES[stage]
     now = timezone.now()
     with transaction.atomic():
         current = Job.objects.select_for_update().get(pk=job.pk)
+        if current.status in TERMINAL:  # cancelled while the stage ran: its result is not used
+            return _release_ended(current, owner)
         if current.lease_owner != owner:
             # Another worker took over after our lease expired; our work was idempotent, theirs counts.
             return "lease_lost"
-        if current.status in TERMINAL:
-            current.lease_owner, current.lease_expires_at = "", None
-            current.save(update_fields=["lease_owner", "lease_expires_at", "updated_at"])
-            return current.status
         payload = result.pop("_payload", {})
         target = result.pop("_status", spec.done)
         for field, value in result.items():
@@ -175,15 +180,14 @@ def _fail(job: Job, stage: str, owner: str, error: PipelineError, ctx: StageCont
     spec = STAGES[stage]
     with transaction.atomic():
         current = Job.objects.select_for_update().get(pk=job.pk)
+        if current.status in TERMINAL:  # cancelled while the stage ran: the failure no longer matters
+            return _release_ended(current, owner)
         if current.lease_owner != owner:
             return "lease_lost"
         current.provider_calls += ctx.provider_calls
         current.lease_owner, current.lease_expires_at = "", None
         current.last_error_code, current.last_error_message = error.code, error.message
         current.last_error_retryable = error.retryable
-        if current.status in TERMINAL:
-            current.save()
-            return current.status
         if error.retryable and current.attempts < settings.JOB_MAX_ATTEMPTS:
             delay = backoff_seconds(current.attempts, error.retry_after)
             current.next_attempt_at = timezone.now() + timedelta(seconds=delay)

@@ -87,3 +87,55 @@ def test_cancel_ends_a_running_job_and_retry_starts_a_new_one(member, pdf_bytes)
     assert new_job.id != job.id and new_job.status == Status.UPLOADED
     with pytest.raises(PermanentError):
         services.job_cancel(job=job)
+
+
+def test_over_size_uploads_are_refused(member, pdf_bytes, settings):
+    settings.UPLOAD_MAX_BYTES = 1000
+    with pytest.raises(PermanentError) as error:
+        services.document_upload(owner=member, data=pdf_bytes, filename="big.pdf")
+    assert error.value.code == "UPLOAD_TOO_LARGE" and "limit" in error.value.message
+    assert not Document.objects.exists()
+
+
+def test_long_filenames_are_shortened_keeping_the_extension(member, pdf_bytes):
+    result = services.document_upload(owner=member, data=pdf_bytes, filename="a" * 300 + ".pdf")
+    assert len(result.document.filename) == 200 and result.document.filename.endswith(".pdf")
+
+
+def test_only_failed_or_cancelled_jobs_can_be_retried(member, pdf_bytes):
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").job
+    with pytest.raises(PermanentError) as error:
+        services.job_retry(job=job)
+    assert error.value.code == "JOB_NOT_FAILED"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_bytes_uploaded_concurrently_make_one_document(member, pdf_bytes):
+    import hashlib
+    import threading
+    import time
+
+    from django.db import connection, transaction
+    from django.core.files.storage import default_storage
+
+    # given another upload of the same bytes whose transaction is still open
+    def other_upload():
+        try:
+            with transaction.atomic():
+                Document.objects.create(owner=member, filename="first.pdf", size=len(pdf_bytes),
+                                        file_sha256=hashlib.sha256(pdf_bytes).hexdigest(), storage_path="elsewhere")
+                time.sleep(1.0)
+        finally:
+            connection.close()
+    folder = f"documents/{member.pk}"
+    before = default_storage.listdir(folder)[1] if default_storage.exists(folder) else []
+    thread = threading.Thread(target=other_upload)
+    thread.start()
+    time.sleep(0.3)
+    # when this upload's insert meets the other's row
+    result = services.document_upload(owner=member, data=pdf_bytes, filename="second.pdf")
+    thread.join()
+    # then it answers with the other document, and its own stored file is removed
+    assert result.duplicate and result.document.filename == "first.pdf"
+    assert Document.objects.count() == 1
+    assert sorted(default_storage.listdir(folder)[1]) == sorted(before)
