@@ -1,48 +1,27 @@
 """End to end: a real qcluster process and a real HTTP server with the fakes; upload through the API."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from ingestion.chunking import chunk_markdown
 from ingestion.models import Chunk, Document
 from ingestion.providers.pdf_text import pdf_to_markdown_pages
 from samples.generate import build_document
+from tests.clusters import QCluster
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    return f"postgresql://{s['USER']}:{s['PASSWORD'] or ''}@/{s['NAME']}?host={s['HOST']}" if str(
-        s["HOST"]).startswith("/") else f"postgresql://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 @pytest.fixture
 def qcluster(providers, tmp_path):
-    env = {**os.environ, "DATABASE_URL": database_url(), "LLAMAPARSE_BASE_URL": f"{providers.url}/fakes/llamaparse",
-           "OPENAI_BASE_URL": f"{providers.url}/fakes/openai/v1", "WEBHOOK_BASE_URL": providers.url,
-           "QCLUSTER_LOG_LEVEL": "INFO"}
-    log = open(tmp_path / "qcluster.log", "w+")
-    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.seek(0)
-    print(log.read()[-3000:])
+    cluster = QCluster(providers.url, tmp_path / "qcluster.log").start()
+    yield cluster.process
+    cluster.stop()
+    print(cluster.log_tail())
 
 
 def test_uploaded_pdf_is_processed_by_a_real_qcluster(qcluster, providers, member, settings):
