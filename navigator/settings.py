@@ -162,7 +162,8 @@ SPECTACULAR_SETTINGS = {
 QCLUSTER_WORKERS = env_int("QCLUSTER_WORKERS", 2)
 STAGE_TIMEOUT_SECONDS = env_int("STAGE_TIMEOUT_SECONDS", 600)
 Q_CLUSTER = {
-    "name": "navigator",
+    # The queue's name: processes with another name (a benchmark's, say) never take these messages.
+    "name": os.environ.get("QCLUSTER_NAME", "navigator"),
     "orm": "default",
     "workers": QCLUSTER_WORKERS,
     # A stage is killed after `timeout`; `retry` must exceed it or a message is redelivered while

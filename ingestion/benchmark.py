@@ -1,0 +1,336 @@
+"""The throughput benchmark behind ``manage.py bench``: the real pipeline, measured end to end.
+
+It starts its own web server (API + fakes, provider latency as a parameter) and N qcluster
+processes on the configured database, uploads its own corpus through the API as a dedicated
+member, and reads every figure back from the database (stage times, events) and from the
+processes (RSS). Nothing here is estimated: a figure that was not measured is not printed.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import psutil
+from django.conf import settings
+from django.db import close_old_connections, connection
+from rest_framework.authtoken.models import Token
+
+from fakes import tally
+from ingestion import services
+from ingestion.models import Chunk, Document, EmbeddingCache, Event, Job
+from ingestion.statuses import STAGE_ORDER, TERMINAL, Status
+from samples.generate import build_document
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_USER = "bench"
+EOC_PATH = ROOT.parent / "shared" / "corpus" / "scan-classic-hmo-2025-eoc.pdf"
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, round(pct / 100 * len(ordered) + 0.4999))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def mad_ratio(values: list[float]) -> float | None:
+    """Median absolute deviation over the median: how much repeated runs vary."""
+    if len(values) < 2:
+        return None
+    median = statistics.median(values)
+    return statistics.median(abs(v - median) for v in values) / median if median else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Corpus:
+    name: str
+    data: bytes
+    pages: int
+
+
+def build_corpus(sizes: list[int], repeat: int, eoc: Path | None, tag: str) -> list[Corpus]:
+    """Generated policies of each size (distinct text per copy, so no cache hides work) and the EOC."""
+    items = []
+    for size in sizes:
+        for copy in range(repeat):
+            seed = int(tag) * 1000 + size * 10 + copy
+            items.append(Corpus(f"generated-{size}p", build_document(size, seed=seed), size))
+    if eoc is not None and eoc.exists():
+        data = eoc.read_bytes()
+        from ingestion.providers.pdf_text import page_count
+        items += [Corpus("eoc-232p", data, page_count(data)) for _ in range(repeat)]
+    return items
+
+
+class RssSampler(threading.Thread):
+    """Samples the resident memory of each process of a group every 50 ms; keeps the peaks."""
+
+    def __init__(self, roots: dict[str, list[int]]):
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.peak_process: dict[str, int] = {role: 0 for role in roots}
+        self.peak_total: dict[str, int] = {role: 0 for role in roots}
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            for role, pids in self.roots.items():
+                total = 0
+                for pid in pids:
+                    try:
+                        parent = psutil.Process(pid)
+                        for proc in [parent, *parent.children(recursive=True)]:
+                            rss = proc.memory_info().rss
+                            total += rss
+                            self.peak_process[role] = max(self.peak_process[role], rss)
+                    except psutil.NoSuchProcess:
+                        continue
+                self.peak_total[role] = max(self.peak_total[role], total)
+
+
+@dataclass
+class Stack:
+    """The web server and qclusters the benchmark runs against."""
+
+    clusters: int
+    workers: int
+    latency_ms: float
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    processes: dict[str, list[subprocess.Popen]] = field(default_factory=lambda: {"web": [], "worker": []})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict:
+        return {**os.environ, "DATABASE_URL": os.environ["DATABASE_URL"], "NAVIGATOR_URL": self.url,
+                "LLAMAPARSE_BASE_URL": f"{self.url}/fakes/llamaparse", "OPENAI_BASE_URL": f"{self.url}/fakes/openai/v1",
+                "WEBHOOK_BASE_URL": self.url, "FAKE_LATENCY_MS": str(self.latency_ms),
+                "QCLUSTER_WORKERS": str(self.workers), "QCLUSTER_NAME": f"bench-{os.getpid()}", "LOG_LEVEL": "WARNING"}
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        web = subprocess.Popen([str(gunicorn), "navigator.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
+                                "--threads", "8", "--timeout", "120"], cwd=ROOT, env=self.env(),
+                               stdout=open(self.log_dir / "web.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes["web"].append(web)
+        for n in range(self.clusters):
+            worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=self.env(),
+                                      stdout=open(self.log_dir / f"qcluster-{n}.log", "w"), stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+            self.processes["worker"].append(worker)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{self.url}/fakes/openai/v1/models", timeout=2,
+                          headers={"Authorization": f"Bearer {settings.OPENAI_API_KEY}"})
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the web server did not start; see {self.log_dir / 'web.log'}")
+                time.sleep(0.2)
+        for worker in self.processes["worker"]:  # a cluster is up once its workers, monitor and pusher run
+            while len(psutil.Process(worker.pid).children(recursive=True)) < self.workers + 3:
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"a qcluster did not start; see {self.log_dir}")
+                time.sleep(0.2)
+        time.sleep(1.0)  # let every worker reach its queue loop
+
+    def pids(self) -> dict[str, list[int]]:
+        return {role: [p.pid for p in procs] for role, procs in self.processes.items()}
+
+    def stop(self) -> None:
+        for procs in self.processes.values():
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+        for procs in self.processes.values():
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _bench_member():
+    user = services.user_get_or_create(username=BENCH_USER)
+    for document in Document.objects.filter(owner=user):
+        services.document_delete(document=document)
+    token, _ = Token.objects.get_or_create(user=user)
+    return user, token.key
+
+
+def _wait_terminal(document_ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        close_old_connections()
+        pending = Document.objects.filter(pk__in=document_ids).exclude(status__in=TERMINAL).count()
+        if pending == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{pending} document(s) still processing after {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def _upload(client: httpx.Client, item: Corpus) -> tuple[str, float]:
+    started = time.time()
+    response = client.post("/api/v1/documents/", files={"file": (f"{item.name}.pdf", item.data, "application/pdf")})
+    if response.status_code not in (200, 201):
+        raise RuntimeError(f"upload of {item.name} failed: HTTP {response.status_code} {response.text[:300]}")
+    return response.json()["document"]["id"], started
+
+
+def _forget_cached_vectors(since: datetime) -> None:
+    """Drop cache entries the benchmark itself created, so a repeat pays for its embeddings again."""
+    EmbeddingCache.objects.filter(created_at__gte=since).delete()
+
+
+def _job_figures(document_id: str, uploaded_at: float) -> dict:
+    document = Document.objects.select_related("current_job").get(pk=document_id)
+    job = document.current_job
+    events = list(Event.objects.filter(job=job).order_by("created_at", "id").values("type", "stage", "created_at",
+                                                                                        "payload"))
+    stages = {name: job.stage_times.get(name, {}).get("seconds") for name in STAGE_ORDER}
+    # queue hop: from the event that enqueued a stage (job created / previous stage finished) to its start
+    hops, last_enqueue = [], None
+    store_seconds = 0.0
+    for event in events:
+        if event["type"] in ("job_created", "stage_finished"):
+            last_enqueue = event["created_at"]
+            store_seconds += float(event["payload"].get("store_seconds") or 0)
+        elif event["type"] == "stage_started" and last_enqueue is not None:
+            hops.append((event["created_at"] - last_enqueue).total_seconds())
+            last_enqueue = None
+    finished = job.finished_at.timestamp() if job.finished_at else time.time()
+    return {"document_id": document_id, "status": document.status, "pages": document.page_count,
+            "chunks": job.chunk_count or 0, "e2e_seconds": finished - uploaded_at, "stage_seconds": stages,
+            "queue_hops": hops, "store_seconds": store_seconds, "provider_calls": job.provider_calls,
+            "error": job.last_error_code}
+
+
+def copy_ceiling(limit: int = 5000) -> dict:
+    """Raw COPY of the run's own vectors (and texts) into a bare table on the same database: the ceiling."""
+    import io
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id::text, text, embedding::text FROM ingestion_chunk WHERE owner_id = "
+                       "(SELECT id FROM auth_user WHERE username = %s) AND embedding IS NOT NULL LIMIT %s",
+                       [BENCH_USER, limit])
+        rows = cursor.fetchall()
+    if not rows:
+        return {"rows": 0, "rows_per_second": None}
+
+    def escape(value: str) -> str:
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+    payload = "".join(f"{escape(a)}\t{escape(b)}\t{c}\n" for a, b, c in rows).encode()
+    raw = connection.connection if connection.connection else None
+    if raw is None:
+        connection.ensure_connection()
+        raw = connection.connection
+    dimensions = len(rows[0][2].strip("[]").split(","))
+    with raw.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE bench_copy (id uuid, text text, embedding halfvec({dimensions}))")
+        started = time.perf_counter()
+        cursor.copy_expert("COPY bench_copy FROM STDIN", io.BytesIO(payload))
+        raw.commit()
+        seconds = time.perf_counter() - started
+        cursor.execute("DROP TABLE bench_copy")
+        raw.commit()
+    return {"rows": len(rows), "seconds": seconds, "rows_per_second": len(rows) / seconds}
+
+
+def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, workers: int, latency_ms: float,
+        log_dir: Path, timeout: float, progress=None) -> dict:
+    """Run the benchmark; returns every figure (the command prints and saves them)."""
+    user, token = _bench_member()
+    stack = Stack(clusters=clusters, workers=workers, latency_ms=latency_ms, log_dir=log_dir)
+    run_started = datetime.now().astimezone()
+    stack.start()
+    sampler = RssSampler(stack.pids())
+    sampler.start()
+    tally.reset()
+    results: dict = {"started_at": run_started.isoformat(), "clusters": clusters, "workers_per_cluster": workers,
+                     "provider_latency_ms": latency_ms, "cpu_count": os.cpu_count(), "host": socket.gethostname()}
+    try:
+        client = httpx.Client(base_url=stack.url, headers={"Authorization": f"Token {token}"}, timeout=120)
+        # 1. latency: one document at a time
+        latency_runs = []
+        for item in build_corpus(sizes, repeat, eoc, tag="1"):
+            _forget_cached_vectors(run_started)
+            if progress:
+                progress(f"latency: {item.name}")
+            document_id, uploaded_at = _upload(client, item)
+            _wait_terminal([document_id], timeout)
+            latency_runs.append({"name": item.name, **_job_figures(document_id, uploaded_at)})
+            services.document_delete(document=Document.objects.get(pk=document_id))
+        # 2. throughput: the whole corpus at once
+        _forget_cached_vectors(run_started)
+        corpus = build_corpus(sizes, repeat, eoc, tag="2")
+        if progress:
+            progress(f"throughput: {len(corpus)} documents at once")
+        started = time.time()
+        uploads = [_upload(client, item) for item in corpus]
+        _wait_terminal([doc_id for doc_id, _ in uploads], timeout)
+        elapsed = time.time() - started
+        throughput_runs = [{"name": item.name, **_job_figures(doc_id, at)} for item, (doc_id, at) in zip(corpus, uploads)]
+        results["copy_ceiling"] = copy_ceiling()
+    finally:
+        sampler.stopped.set()
+        stack.stop()
+    results["provider_calls"] = tally.snapshot()
+    results["peak_rss_mb"] = {role: round(v / 2**20, 1) for role, v in sampler.peak_process.items()}
+    results["peak_rss_total_mb"] = {role: round(v / 2**20, 1) for role, v in sampler.peak_total.items()}
+    results["latency_runs"] = latency_runs
+    results["throughput_runs"] = throughput_runs
+    results["summary"] = summarise(latency_runs, throughput_runs, elapsed, results["copy_ceiling"])
+    for document in Document.objects.filter(owner=user):
+        services.document_delete(document=document)
+    _forget_cached_vectors(run_started)
+    return results
+
+
+def summarise(latency_runs: list[dict], throughput_runs: list[dict], elapsed: float, ceiling: dict) -> dict:
+    ok = [r for r in throughput_runs if r["status"] == Status.COMPLETE]
+    pages = sum(r["pages"] or 0 for r in ok)
+    chunks = sum(r["chunks"] for r in ok)
+    store_seconds = sum(r["store_seconds"] for r in ok)
+    by_size: dict[str, list[float]] = {}
+    for r in latency_runs:
+        by_size.setdefault(r["name"], []).append(r["e2e_seconds"])
+    stages = {name: [r["stage_seconds"][name] for r in latency_runs if r["stage_seconds"].get(name) is not None]
+              for name in STAGE_ORDER}
+    hops = [h for r in latency_runs for h in r["queue_hops"]]
+    storage_rate = chunks / store_seconds if store_seconds else None
+    return {
+        "documents": len(throughput_runs), "complete": len(ok), "failed": len(throughput_runs) - len(ok),
+        "throughput_seconds": elapsed, "documents_per_minute": len(ok) / elapsed * 60,
+        "pages_per_second": pages / elapsed, "chunks_per_second": chunks / elapsed,
+        "e2e_by_size": {name: {"runs": len(v), "p50": percentile(v, 50), "p95": percentile(v, 95),
+                               "mad_over_median": mad_ratio(v)} for name, v in by_size.items()},
+        "stage_seconds": {name: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for name, v in stages.items()},
+        "queue_hop_seconds": {"n": len(hops), "p50": percentile(hops, 50), "p95": percentile(hops, 95)},
+        "chunk_storage_rows_per_second": storage_rate,
+        "copy_ceiling_rows_per_second": ceiling.get("rows_per_second"),
+        "storage_vs_copy": (storage_rate / ceiling["rows_per_second"]) if storage_rate and ceiling.get("rows_per_second") else None,
+    }
