@@ -128,6 +128,18 @@ STORAGES = {
                     else "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# Uploads and parsed pages on S3-compatible object storage (AWS S3, MinIO, R2...) when a bucket is
+# set; every host then sees the same files. Credentials follow boto3's usual lookup when not given.
+if os.environ.get("STORAGE_S3_BUCKET"):
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": os.environ["STORAGE_S3_BUCKET"],
+        "endpoint_url": os.environ.get("STORAGE_S3_ENDPOINT_URL") or None,
+        "region_name": os.environ.get("STORAGE_S3_REGION") or None,
+        "access_key": os.environ.get("STORAGE_S3_ACCESS_KEY_ID") or None,
+        "secret_key": os.environ.get("STORAGE_S3_SECRET_ACCESS_KEY") or None,
+        "location": os.environ.get("STORAGE_S3_PREFIX", ""),
+        "default_acl": None, "file_overwrite": False, "querystring_auth": True,
+    }}
 
 # Shared by every process (web, qcluster workers): django-q2 keeps its cluster status here, so a
 # per-process LocMem cache would make the web process believe no worker runs.
