@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test stop samples clean-data setup
+.PHONY: run test stop samples clean-data setup bench
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,6 +21,9 @@ run: setup
 
 test: $(STAMP)
 	$(PY) -m pytest --cov=ingestion --cov=navigator --cov=fakes --cov=monitoring --cov-report=term $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) manage.py bench $(BENCH_ARGS)
 
 stop: $(STAMP)
 	$(PY) -m navigator.embedded_db stop

@@ -1,0 +1,36 @@
+"""The benchmark runs the real pipeline and reports what it measured (no figure is asserted, only its presence)."""
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from ingestion.benchmark import mad_ratio, percentile
+from ingestion.models import Document
+from tests.clusters import database_url
+
+
+def test_percentile_and_spread():
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile(list(range(1, 101)), 95) == 95
+    assert mad_ratio([1.0]) is None
+    assert mad_ratio([10.0, 10.0, 11.0]) == 0.0
+    assert mad_ratio([9.0, 10.0, 12.0]) == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_bench_runs_documents_through_a_real_stack_and_saves_its_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url())  # the stack it starts uses the test database
+    out = StringIO()
+    call_command("bench", "--sizes", "1", "3", "--repeat", "1", "--eoc", "", "--json", str(tmp_path / "b.json"),
+                 stdout=out)
+    figures = json.loads((tmp_path / "b.json").read_text())
+    summary = figures["summary"]
+    assert summary["complete"] == summary["documents"] == 2 and summary["failed"] == 0
+    assert set(summary["e2e_by_size"]) == {"generated-1p", "generated-3p"}
+    assert summary["queue_hop_seconds"]["n"] >= 10 and summary["copy_ceiling_rows_per_second"] > 0
+    assert figures["peak_rss_mb"]["worker"] > 0 and figures["provider_calls"]["openai"]["ok"] >= 2
+    assert "documents/min" in out.getvalue() and "figures saved to" in out.getvalue()
+    assert not Document.objects.filter(owner__username="bench").exists()  # it cleans up after itself
