@@ -20,6 +20,7 @@ from ingestion import search, selectors, services
 from ingestion.api import serializers as s
 from ingestion.api.errors import error_response
 from ingestion.models import Job
+from ingestion.pipeline import parse
 from ingestion.statuses import Status
 
 
@@ -105,4 +106,5 @@ class LlamaParseWebhookView(APIView):
             # (or arriving twice) still finishes the job once.
             Job.objects.filter(pk=job.pk).update(next_attempt_at=None)
             services.job_enqueue(job_id=job.id, stage="parse")
+        parse.notify_parse_done(job.id)  # a worker polling this parser job wakes at once
         return Response(status=status.HTTP_202_ACCEPTED)

@@ -4,9 +4,11 @@ Idempotent: a job that already has a parser job id polls it instead of uploading
 """
 from __future__ import annotations
 
+import select
 import time
 
 from django.conf import settings
+from django.db import connection
 from django.urls import reverse
 
 from ingestion import storage
@@ -18,6 +20,48 @@ from ingestion.providers.llamaparse import LlamaParseClient, error_for_failed_jo
 
 class ParsePending(Exception):
     """The parser has not finished within the poll window; the sweeper polls again later."""
+
+
+def _channel(job_id) -> str:
+    return f"parse_done_{str(job_id).replace('-', '')}"
+
+
+def notify_parse_done(job_id) -> None:
+    """Wake the worker polling the parser for this job (sent when the transaction commits)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [_channel(job_id)])
+
+
+class _WebhookWaiter:
+    """LISTENs for the webhook of one job, so a poll loop sleeps until the webhook or its next poll."""
+
+    def __init__(self, job_id):
+        self.channel = _channel(job_id)
+
+    def __enter__(self) -> "_WebhookWaiter":
+        with connection.cursor() as cursor:
+            cursor.execute(f'LISTEN "{self.channel}"')
+        return self
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if the webhook arrived meanwhile."""
+        raw = connection.connection
+        if raw is None or connection.in_atomic_block:  # no listening connection: a plain sleep
+            time.sleep(seconds)
+            return False
+        raw.poll()
+        if not raw.notifies and select.select([raw], [], [], seconds)[0]:
+            raw.poll()
+        woken = bool(raw.notifies)
+        raw.notifies.clear()
+        return woken
+
+    def __exit__(self, *exc) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'UNLISTEN "{self.channel}"')
+        except Exception:  # the connection broke: its listens went with it
+            pass
 
 
 def webhook_url_for(job: Job) -> str:
@@ -38,21 +82,24 @@ def _pages_via_llamaparse(job: Job, data: bytes, ctx) -> list[str]:
                           payload={"parse_job_id": job.parse_job_id})
             deadline = time.monotonic() + settings.PARSE_POLL_WINDOW_SECONDS
             interval = 0.1
-            while True:
-                status = client.status(job.parse_job_id)
-                if status.status == "SUCCESS":
-                    return client.pages(job.parse_job_id)
-                if status.status == "ERROR":
-                    error = error_for_failed_job(status)
-                    if isinstance(error, TransientError):
-                        # Submit afresh next attempt: the failed parser job will never succeed.
-                        Job.objects.filter(pk=job.pk).update(parse_job_id="")
-                    raise error
-                if time.monotonic() >= deadline:
-                    raise ParsePending(job.parse_job_id)
-                ctx.renew_lease()
-                time.sleep(interval)
-                interval = min(interval * 1.2, 1.0)  # the official SDK polls every second
+            with _WebhookWaiter(job.id) as webhook:
+                while True:
+                    status = client.status(job.parse_job_id)
+                    if status.status == "SUCCESS":
+                        return client.pages(job.parse_job_id)
+                    if status.status == "ERROR":
+                        error = error_for_failed_job(status)
+                        if isinstance(error, TransientError):
+                            # Submit afresh next attempt: the failed parser job will never succeed.
+                            Job.objects.filter(pk=job.pk).update(parse_job_id="")
+                        raise error
+                    if time.monotonic() >= deadline:
+                        raise ParsePending(job.parse_job_id)
+                    ctx.renew_lease()
+                    # Poll again after the interval, or at once when the parser's webhook arrives.
+                    if webhook.wait(interval):
+                        ctx.event("parse_webhook_wake", message="The parser's webhook arrived; fetching the result.")
+                    interval = min(interval * 1.5, settings.PARSE_POLL_MAX_INTERVAL_SECONDS)
         finally:
             ctx.provider_calls += client.calls
 

@@ -182,3 +182,15 @@ def test_sync_run_waits_for_another_workers_lease_to_end(providers, member, pdf_
                   lease_expires_at=timezone.now() + timedelta(seconds=1))
     assert run_job_sync(job.id) == Status.COMPLETE
     assert Event.objects.filter(job=job, type="stage_started", stage="parse", payload__recovered_lease=True).exists()
+
+
+def test_the_parsers_webhook_wakes_the_polling_worker(providers, member, pdf_bytes, faults, settings):
+    # given a parser that takes a moment, and polls so rare that only the webhook can end the wait soon
+    settings.PARSE_POLL_MAX_INTERVAL_SECONDS = 60
+    faults("llamaparse", parse_seconds=1.5)
+    job = _job_at(member, pdf_bytes)
+    # when
+    assert run_stage(job.id, "parse") == Status.PARSED
+    # then the worker was woken by the webhook rather than by its next poll
+    assert Event.objects.filter(job=job, type="webhook_received").exists()
+    assert Event.objects.filter(job=job, type="parse_webhook_wake").exists()
