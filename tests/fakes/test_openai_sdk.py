@@ -101,8 +101,8 @@ def test_unknown_model_is_not_found(openai_client):
 
 
 def test_wrong_key_raises_authentication_error(providers, settings):
-    client = openai.OpenAI(api_key="sk-wrong", base_url=settings.OPENAI_BASE_URL, max_retries=0)
-    with pytest.raises(openai.AuthenticationError) as caught:
+    with openai.OpenAI(api_key="sk-wrong", base_url=settings.OPENAI_BASE_URL, max_retries=0) as client, \
+            pytest.raises(openai.AuthenticationError) as caught:
         client.embeddings.create(input="x", model=MODEL)
     assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
 
@@ -125,18 +125,17 @@ def test_rate_limit_raises_rate_limit_error_with_retry_headers(openai_client, fa
 ])
 def test_server_faults_raise_the_sdk_error_class(providers, settings, faults, knobs, error_class):
     faults("openai", **knobs)
-    client = openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, max_retries=0,
-                           timeout=0.4)
-    with pytest.raises(error_class):
+    with openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, max_retries=0,
+                       timeout=0.4) as client, pytest.raises(error_class):
         client.embeddings.create(input="x", model=MODEL)
 
 
 def test_sdk_retry_waits_the_retry_after_the_fake_sends(providers, settings, faults, received):
     # given a fake that answers every request 429 with Retry-After: 1 s
     faults("openai", rate_limit_rate=1.0, retry_after_seconds=1.0)
-    client = openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, max_retries=2)
     # when
-    with pytest.raises(openai.RateLimitError):
+    with openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, max_retries=2) as client, \
+            pytest.raises(openai.RateLimitError):
         client.embeddings.create(input="x", model=MODEL)
     # then the SDK tried three times, each retry at least Retry-After later (its own backoff would be ≤ 0.5 s, then ≤ 1 s)
     requests = received("openai")
@@ -148,9 +147,9 @@ def test_sdk_retry_waits_the_retry_after_the_fake_sends(providers, settings, fau
 def test_sdk_retries_through_rate_limits_to_an_answer(providers, settings, control, received):
     # given a seeded fake that rate-limits about half of the requests, asking for a short wait
     assert control("POST", "openai", json={"seed": 3, "rate_limit_rate": 0.5, "retry_after_seconds": 0.05}).is_success
-    client = openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, max_retries=8)
     # when
-    answers = [client.embeddings.create(input=f"question {i}", model=MODEL) for i in range(8)]
+    with openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL, max_retries=8) as client:
+        answers = [client.embeddings.create(input=f"question {i}", model=MODEL) for i in range(8)]
     # then every call got its vector, and the fake saw one extra request per 429
     statuses = [r.status for r in received("openai")]
     assert len(answers) == 8 and statuses.count(200) == 8
