@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from fakes import faults as fault_knobs
-from fakes.models import FakeParseJob
+from fakes.models import FakeParseJob, FakeRequest
 from fakes.views_common import bearer_token, fake_endpoint
 from ingestion.errors import PermanentError
 from ingestion.providers.pdf_text import pdf_to_markdown_pages
@@ -94,6 +94,15 @@ def _deliver_webhook(job: FakeParseJob, faults: fault_knobs.Faults) -> None:
         FakeParseJob.objects.filter(pk=job.pk).update(webhook_deliveries=F("webhook_deliveries") + 1)
 
 
+def _send_webhooks(job: FakeParseJob, faults: fault_knobs.Faults) -> None:
+    """Deliver a finished job's webhooks and log it (a dropped one too, so its absence can be watched)."""
+    _deliver_webhook(job, faults)
+    if job.webhook_url:
+        FakeRequest.objects.create(service="llamaparse", method="WEBHOOK", path=job.webhook_url[:500],
+                                   outcome="webhook_sent" if job.webhook_copies else "webhook_dropped",
+                                   status=None, sequence=None)
+
+
 def target_page_indexes(spec: str) -> list[int]:
     """0-based page indexes of a ``target_pages`` value such as "0,2-4", in the order given."""
     indexes: list[int] = []
@@ -117,7 +126,9 @@ def _selected_pages(markdown: list[str], options: dict) -> list[tuple[int, str]]
 def complete_job(job_id) -> FakeParseJob | None:
     """Parse a due PENDING job and record SUCCESS or ERROR. Returns the job if this call finished it."""
     with transaction.atomic():
-        job = FakeParseJob.objects.select_for_update(skip_locked=True).filter(pk=job_id, status="PENDING").first()
+        # Waits for a parse already under way elsewhere (then finds the job done): a poll after the
+        # job's ready time always sees its outcome, never a PENDING left by a race.
+        job = FakeParseJob.objects.select_for_update().filter(pk=job_id, status="PENDING").first()
         if job is None or job.ready_at > timezone.now():
             return None
         if job.planned_error_code:
@@ -144,7 +155,7 @@ def _finish_later(job_id, delay_seconds: float) -> None:
             time.sleep(max(0.0, delay_seconds))
             job = complete_job(job_id)
             if job is not None:
-                _deliver_webhook(job, fault_knobs.current("llamaparse"))
+                _send_webhooks(job, fault_knobs.current("llamaparse"))
         except Exception:  # the thread must never take the web process down
             logger.exception("fake llamaparse: background parse of %s failed", job_id)
         finally:
@@ -236,7 +247,7 @@ def job_status(request: HttpRequest, faults: fault_knobs.Faults, draw: fault_kno
     if job.status == "PENDING" and job.ready_at <= timezone.now():
         finished = complete_job(job.id)
         if finished is not None:
-            _deliver_webhook(finished, faults)
+            _send_webhooks(finished, faults)
         job.refresh_from_db()
     body = {"id": str(job.id), "status": job.status}
     if job.status == "ERROR":

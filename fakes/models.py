@@ -37,12 +37,16 @@ class FaultSettings(models.Model):
 
 
 class FakeRequest(models.Model):
-    """One request a fake received and what it did with it: the record tests and operators watch."""
+    """One request a fake received and what it did with it: the record tests and operators watch.
+
+    The LlamaParse fake also logs each finished job's webhook here (method ``WEBHOOK``, the target
+    URL as path, outcome ``webhook_sent`` or ``webhook_dropped``).
+    """
 
     service = models.CharField(max_length=20)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=500)
-    # ok | unauthorized | timeout | rate_limited | server_error | malformed
+    # ok | unauthorized | timeout | rate_limited | server_error | malformed | webhook_sent | webhook_dropped
     outcome = models.CharField(max_length=20)
     status = models.PositiveSmallIntegerField(null=True)  # null while a hanging request still hangs
     delay_ms = models.FloatField(default=0.0)
