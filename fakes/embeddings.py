@@ -1,12 +1,16 @@
 """Deterministic, meaningful fake embeddings: feature hashing of words and word pairs.
 
 Texts that share words share hashed coordinates, so their cosine similarity is high and a search
-over fake vectors returns chunks that really contain the query's words.
+over fake vectors returns chunks that really contain the query's words. A feature repeated in a
+text counts by the square root of its count, so a long chunk repeating a common word does not
+outrank the chunk that holds all of the query's words.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+from collections import Counter
 from functools import lru_cache
 
 import numpy as np
@@ -26,11 +30,17 @@ def _stem(word: str) -> str:
     return word
 
 
+# A word pair counts half a word: it rewards phrases without drowning single-word matches.
+PAIR_WEIGHT = 0.5
+
+
 def features(text: str) -> list[tuple[str, float]]:
+    """(feature, weight) of a text: each distinct word and word pair, weighted by sqrt(count)."""
     words = [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-    feats = [(w, 1.0) for w in words]
-    feats += [(f"{a} {b}", 0.5) for a, b in zip(words, words[1:])]
-    return feats
+    counts = Counter(words)
+    pairs = Counter(f"{a} {b}" for a, b in zip(words, words[1:]))
+    return ([(word, math.sqrt(n)) for word, n in counts.items()]
+            + [(pair, PAIR_WEIGHT * math.sqrt(n)) for pair, n in pairs.items()])
 
 
 @lru_cache(maxsize=200_000)

@@ -1,9 +1,14 @@
 """Faults on demand for the fakes: latency, errors, 429s, hangs, failed parse jobs, lost or doubled webhooks.
 
 Defaults come from environment variables (``FAKE_<KNOB>``, e.g. ``FAKE_ERROR_RATE=0.2``); a running
-system can be changed through the control endpoint (``/fakes/control/faults/``), which stores the
-override in the database so every web process sees it. ``FAKE_SEED`` makes a faulty run
-repeatable: each process draws from its own seeded stream.
+system can be changed through the control endpoint (``/fakes/control/faults/<service>/``), which
+stores the override in the database so every web process sees it.
+
+Every request (and every parse job, at upload) takes its random choices from one ``Draw``. With a
+``seed`` (``FAKE_SEED`` or the control endpoint) a request's draw comes from the seed, the service
+and the request's sequence number, counted in the database: the same requests in the same order
+meet the same faults, in one process or many. Each change through the control endpoint restarts
+the count, so setting the same knobs again replays the run.
 """
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import random
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
+
+from django.db import connection
 
 KNOBS_HELP = {
     "latency_ms": "fixed delay added to every request",
@@ -22,11 +29,15 @@ KNOBS_HELP = {
     "timeout_rate": "share of requests that hang for hang_seconds (past the client's timeout)",
     "hang_seconds": "how long a hanging request hangs",
     "parse_error_rate": "share of parse jobs that end ERROR (LlamaParse only)",
+    "parse_error_code": "error_code of a parse job ended ERROR by parse_error_rate (LlamaParse only)",
     "parse_seconds": "time a parse job stays PENDING (LlamaParse only)",
     "webhook_drop_rate": "share of webhooks never sent (LlamaParse only)",
     "webhook_duplicate_rate": "share of webhooks sent twice (LlamaParse only)",
     "malformed_rate": "share of successful answers with a broken body",
+    "seed": "integer: makes every draw repeatable (empty or null: truly random)",
 }
+RATE_KNOBS = ("error_rate", "rate_limit_rate", "timeout_rate", "parse_error_rate", "webhook_drop_rate",
+              "webhook_duplicate_rate", "malformed_rate")
 
 
 @dataclass
@@ -39,52 +50,52 @@ class Faults:
     timeout_rate: float = 0.0
     hang_seconds: float = 30.0
     parse_error_rate: float = 0.0
+    parse_error_code: str = "INTERNAL_SERVER_ERROR"
     parse_seconds: float = 0.0
     webhook_drop_rate: float = 0.0
     webhook_duplicate_rate: float = 0.0
     malformed_rate: float = 0.0
+    seed: int | None = None
 
     @classmethod
     def from_env(cls) -> "Faults":
-        values = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"FAKE_{f.name.upper()}")
-            if raw not in (None, ""):
-                values[f.name] = float(raw)
-        return cls(**values)
+        values = {f.name: os.environ.get(f"FAKE_{f.name.upper()}") for f in fields(cls)}
+        return cls().merged({name: raw for name, raw in values.items() if raw not in (None, "")})
 
     def merged(self, override: dict) -> "Faults":
+        """These faults with ``override`` applied; a bad knob or value raises ValueError with a readable reason."""
         data = asdict(self)
         for key, value in override.items():
             if key not in data:
                 raise ValueError(f"unknown fault knob '{key}'; known: {', '.join(sorted(data))}")
-            data[key] = float(value)
+            data[key] = _knob_value(key, value)
         return Faults(**data)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-_rng_lock = threading.Lock()
-_rng = random.Random(int(os.environ["FAKE_SEED"])) if os.environ.get("FAKE_SEED") else random.Random()
-
-
-def roll(rate: float) -> bool:
-    """True with probability ``rate``, from the process's (optionally seeded) stream."""
-    if rate <= 0:
-        return False
-    with _rng_lock:
-        return _rng.random() < rate
-
-
-def uniform(upper: float) -> float:
-    with _rng_lock:
-        return _rng.uniform(0, upper)
-
-
-def choice(options: list):
-    with _rng_lock:
-        return _rng.choice(options)
+def _knob_value(key: str, value):
+    if key == "seed":
+        if value in (None, ""):
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"seed must be an integer, not {value!r}") from None
+    if key == "parse_error_code":
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("parse_error_code must be a non-empty string such as INTERNAL_SERVER_ERROR")
+        return value.strip()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, not {value!r}") from None
+    if number < 0 or number != number:
+        raise ValueError(f"{key} must be zero or more, not {value!r}")
+    if key in RATE_KNOBS and number > 1:
+        raise ValueError(f"{key} is a share of requests: give a number from 0 to 1, not {value!r}")
+    return number
 
 
 def current(service: str) -> Faults:
@@ -96,7 +107,57 @@ def current(service: str) -> Faults:
     return base.merged(row.config) if row else base
 
 
-def delay(faults: Faults) -> None:
-    total = faults.latency_ms + (uniform(faults.jitter_ms) if faults.jitter_ms else 0.0)
-    if total > 0:
-        time.sleep(total / 1000.0)
+class Draw:
+    """The random choices of one request (or one parse job), all from one stream."""
+
+    _unseeded = random.Random()
+    _unseeded_lock = threading.Lock()
+
+    def __init__(self, rng: random.Random | None = None, sequence: int | None = None):
+        self._rng = rng
+        self.sequence = sequence
+
+    def _random(self) -> float:
+        if self._rng is not None:
+            return self._rng.random()
+        with self._unseeded_lock:
+            return self._unseeded.random()
+
+    def roll(self, rate: float) -> bool:
+        """True with probability ``rate``. Always draws, so later choices do not depend on earlier rates."""
+        value = self._random()
+        return value < rate
+
+    def uniform(self, upper: float) -> float:
+        return self._random() * upper
+
+    def choice(self, options: list):
+        return options[min(int(self._random() * len(options)), len(options) - 1)]
+
+
+def next_sequence(service: str) -> int:
+    """The next number of ``service``'s seeded sequence, counted atomically in the database."""
+    from fakes.models import FaultSettings
+
+    sql = f"UPDATE {FaultSettings._meta.db_table} SET draws = draws + 1 WHERE service = %s RETURNING draws"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [service])
+        row = cursor.fetchone()
+        if row is None:
+            FaultSettings.objects.get_or_create(service=service)
+            cursor.execute(sql, [service])
+            row = cursor.fetchone()
+    return int(row[0])
+
+
+def draw_for(service: str, faults: Faults) -> Draw:
+    """A fresh draw: seeded by (seed, service, sequence number) when a seed is set, random otherwise."""
+    if faults.seed is None:
+        return Draw()
+    sequence = next_sequence(service)
+    return Draw(random.Random(f"{faults.seed}:{service}:{sequence}"), sequence)
+
+
+def sleep_ms(milliseconds: float) -> None:
+    if milliseconds > 0:
+        time.sleep(milliseconds / 1000.0)

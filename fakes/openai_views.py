@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from fakes import embeddings, faults as fault_knobs
-from fakes.views_common import bearer_token, injected_failure, read_json
+from fakes.views_common import bearer_token, fake_endpoint, read_json
 from ingestion.chunking import estimate_tokens
 
 # The real service's limits (per request): inputs, tokens per input, tokens in total.
@@ -24,37 +24,46 @@ def openai_error(status: int, message: str, code: str | None, type_: str, param:
     return JsonResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status=status)
 
 
-def _authorised(request: HttpRequest) -> JsonResponse | None:
+def _denied(request: HttpRequest) -> JsonResponse | None:
     if bearer_token(request) != settings.FAKES_OPENAI_API_KEY:
         return openai_error(401, "Incorrect API key provided. You can find your API key at "
                             "https://platform.openai.com/account/api-keys.", "invalid_api_key", "invalid_request_error")
     return None
 
 
-def _texts(raw) -> list[str] | None:
-    """The SDK sends a string, a list of strings, a token array, or a list of token arrays."""
+def _is_token(item) -> bool:
+    return isinstance(item, int) and not isinstance(item, bool)
+
+
+def _inputs(raw) -> list[tuple[str, int]] | None:
+    """(text, tokens) of each input. The SDK sends a string, a list of strings, a token array, or a
+    list of token arrays; a token array is embedded as the words ``t<id>`` and counts its length."""
     if isinstance(raw, str):
-        return [raw]
+        return [(raw, estimate_tokens(raw))]
     if isinstance(raw, list) and raw:
-        if all(isinstance(item, int) for item in raw):
-            return [" ".join(f"t{item}" for item in raw)]
+        if all(_is_token(item) for item in raw):
+            return [(" ".join(f"t{item}" for item in raw), len(raw))]
         if all(isinstance(item, str) for item in raw):
-            return raw
-        if all(isinstance(item, list) and all(isinstance(t, int) for t in item) for item in raw):
-            return [" ".join(f"t{t}" for t in item) for item in raw]
+            return [(item, estimate_tokens(item)) for item in raw]
+        if all(isinstance(item, list) and all(_is_token(t) for t in item) for item in raw):
+            return [(" ".join(f"t{t}" for t in item), len(item)) for item in raw]
     return None
 
 
-@csrf_exempt
+def _truncated(response: HttpResponse) -> HttpResponse:
+    """A malformed answer: one vector fewer than inputs, as a cut-off stream would give."""
+    body = json.loads(response.content)
+    body["data"] = body["data"][:-1]
+    response.content = json.dumps(body).encode()
+    return response
+
+
+openai_endpoint = fake_endpoint("openai", error_body=openai_error, denied=_denied, malform=_truncated)
+
+
 @require_POST
-def create_embeddings(request: HttpRequest) -> JsonResponse:
-    denied = _authorised(request)
-    if denied:
-        return denied
-    faults = fault_knobs.current("openai")
-    failure = injected_failure(faults, openai_error)
-    if failure:
-        return failure
+@openai_endpoint
+def create_embeddings(request: HttpRequest, faults: fault_knobs.Faults, draw: fault_knobs.Draw) -> JsonResponse:
     body = read_json(request)
     if not isinstance(body, dict):
         return openai_error(400, "We could not parse the JSON body of your request.", None, "invalid_request_error")
@@ -62,10 +71,11 @@ def create_embeddings(request: HttpRequest) -> JsonResponse:
     if model not in MODELS:
         return openai_error(404, f"The model `{model}` does not exist or you do not have access to it.",
                             "model_not_found", "invalid_request_error", "model")
-    texts = _texts(body.get("input"))
-    if texts is None:
+    inputs = _inputs(body.get("input"))
+    if inputs is None:
         return openai_error(400, "'input' must be a string, an array of strings, or token arrays, and not empty.",
                             None, "invalid_request_error", "input")
+    texts = [text for text, _ in inputs]
     if len(texts) > MAX_INPUTS:
         return openai_error(400, f"'input' : maximum batch size is {MAX_INPUTS}.", None, "invalid_request_error", "input")
     if any(text == "" for text in texts):
@@ -79,7 +89,7 @@ def create_embeddings(request: HttpRequest) -> JsonResponse:
     if encoding not in ("float", "base64"):
         return openai_error(400, "'encoding_format' must be 'float' or 'base64'.", None, "invalid_request_error",
                             "encoding_format")
-    token_counts = [estimate_tokens(text) for text in texts]
+    token_counts = [tokens for _, tokens in inputs]
     for index, count in enumerate(token_counts):
         if count > MAX_INPUT_TOKENS:
             return openai_error(400, f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you "
@@ -93,22 +103,35 @@ def create_embeddings(request: HttpRequest) -> JsonResponse:
         vector = embeddings.embed(text, dimensions)
         value = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
         data.append({"object": "embedding", "index": index, "embedding": value})
-    if fault_knobs.roll(faults.malformed_rate):
-        data = data[:-1]  # a truncated answer: fewer vectors than inputs
     response = JsonResponse({"object": "list", "data": data, "model": model,
                              "usage": {"prompt_tokens": total, "total_tokens": total}})
     response["x-ratelimit-limit-requests"] = "3000"
     response["x-ratelimit-remaining-requests"] = "2999"
+    response["x-ratelimit-reset-requests"] = "20ms"
+    response["x-ratelimit-limit-tokens"] = "1000000"
+    response["x-ratelimit-remaining-tokens"] = str(max(0, 1_000_000 - total))
+    response["x-ratelimit-reset-tokens"] = "0s"
+    response["openai-model"] = model
     response["openai-processing-ms"] = "1"
     response["x-request-id"] = f"req_{time.time_ns():x}"
     return response
 
 
-@csrf_exempt
+def _model(name: str) -> dict:
+    return {"id": name, "object": "model", "created": 1705953180, "owned_by": "system"}
+
+
 @require_GET
-def list_models(request: HttpRequest) -> JsonResponse:
-    denied = _authorised(request)
-    if denied:
-        return denied
-    return JsonResponse({"object": "list", "data": [
-        {"id": name, "object": "model", "created": 1705953180, "owned_by": "system"} for name in MODELS]})
+@openai_endpoint
+def list_models(request: HttpRequest, faults: fault_knobs.Faults, draw: fault_knobs.Draw) -> JsonResponse:
+    return JsonResponse({"object": "list", "data": [_model(name) for name in MODELS]})
+
+
+@require_GET
+@openai_endpoint
+def retrieve_model(request: HttpRequest, faults: fault_knobs.Faults, draw: fault_knobs.Draw,
+                   model: str) -> JsonResponse:
+    if model not in MODELS:
+        return openai_error(404, f"The model '{model}' does not exist", "model_not_found", "invalid_request_error",
+                            "model")
+    return JsonResponse(_model(model))

@@ -1,52 +1,40 @@
-"""Counts of what the fakes answered and injected, kept in the database across web processes.
+"""What the fakes answered and injected since a moment, read from their request log.
 
-A chaos run compares these with a fault-free run: calls made, faults injected, webhooks lost or doubled.
+A chaos run or a benchmark compares these with a fault-free run: calls made, faults injected,
+webhooks lost or doubled.
 """
 from __future__ import annotations
 
-import functools
+from datetime import datetime
 
-from django.db import connection
+from django.db.models import Count
 
-from fakes.models import FakeRequestTally
+from fakes.models import FakeParseJob, FakeRequest
 
-
-def count(service: str, outcome: str, n: int = 1) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {FakeRequestTally._meta.db_table} (service, outcome, count) VALUES (%s, %s, %s) "
-            "ON CONFLICT (service, outcome) DO UPDATE SET count = EXCLUDED.count + "
-            f"{FakeRequestTally._meta.db_table}.count", [service, outcome, n])
+INJECTED = ("timeout", "rate_limited", "server_error", "malformed")
 
 
-def outcome_for_status(status: int) -> str:
-    if status == 429:
-        return "rate_limited"
-    if status == 504:
-        return "timeout"
-    if status >= 500:
-        return "server_error"
-    if status >= 400:
-        return "client_error"
-    return "ok"
-
-
-def tallied(service: str, view):
-    """Wrap a fake's view so every answer is counted by outcome."""
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        count(service, outcome_for_status(response.status_code))
-        return response
-    return wrapper
-
-
-def snapshot() -> dict[str, dict[str, int]]:
+def snapshot(since: datetime) -> dict[str, dict[str, int]]:
+    """``{service: {outcome: count}}`` of requests received since ``since``, plus the parse jobs the
+    LlamaParse fake was told to fail (``parse_error_injected``) or whose webhook it doubled
+    (``webhook_duplicated``)."""
     result: dict[str, dict[str, int]] = {}
-    for service, outcome, n in FakeRequestTally.objects.values_list("service", "outcome", "count"):
-        result.setdefault(service, {})[outcome] = n
+    for row in (FakeRequest.objects.filter(created_at__gte=since).values("service", "outcome")
+                .annotate(n=Count("id"))):
+        result.setdefault(row["service"], {})[row["outcome"]] = row["n"]
+    jobs = FakeParseJob.objects.filter(created_at__gte=since)
+    parse = result.setdefault("llamaparse", {})
+    parse["parse_error_injected"] = jobs.exclude(planned_error_code="").count()
+    parse["webhook_duplicated"] = jobs.filter(webhook_copies=2).count()
     return result
 
 
-def reset() -> None:
-    FakeRequestTally.objects.all().delete()
+def provider_calls(counts: dict[str, dict[str, int]]) -> int:
+    """API requests made to the providers (webhooks the fake sent are not calls)."""
+    skip = {"webhook_sent", "webhook_dropped", "parse_error_injected", "webhook_duplicated"}
+    return sum(n for outcomes in counts.values() for outcome, n in outcomes.items() if outcome not in skip)
+
+
+def faults_injected(counts: dict[str, dict[str, int]]) -> int:
+    return sum(outcomes.get(name, 0) for outcomes in counts.values() for name in INJECTED) + counts.get(
+        "llamaparse", {}).get("parse_error_injected", 0)

@@ -23,6 +23,7 @@ import httpx
 import psutil
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from fakes import tally
@@ -276,7 +277,7 @@ def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, worke
     stack.start()
     sampler = RssSampler(stack.pids())
     sampler.start()
-    tally.reset()
+    since = timezone.now()
     results: dict = {"started_at": run_started.isoformat(), "clusters": clusters, "workers_per_cluster": workers,
                      "provider_latency_ms": latency_ms, "cpu_count": os.cpu_count(), "host": socket.gethostname()}
     try:
@@ -315,7 +316,7 @@ def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, worke
     finally:
         sampler.stopped.set()
         stack.stop()
-    results["provider_calls"] = tally.snapshot()
+    results["provider_calls"] = tally.snapshot(since)
     results["peak_rss_mb"] = {role: round(v / 2**20, 1) for role, v in sampler.peak_process.items()}
     results["peak_rss_total_mb"] = {role: round(v / 2**20, 1) for role, v in sampler.peak_total.items()}
     results["latency_runs"] = latency_runs

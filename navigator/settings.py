@@ -274,7 +274,7 @@ EMBED_PRICE_PER_MILLION_TOKENS_USD = env_float("EMBED_PRICE_PER_MILLION_TOKENS_U
 # A parse job still PENDING after the poll window is polled again this often (by the sweeper).
 PARSE_POLL_INTERVAL_SECONDS = env_float("PARSE_POLL_INTERVAL_SECONDS", 15)
 # A non-terminal job untouched this long with no lease and no retry time lost its wake-up message.
-SWEEP_LOST_MESSAGE_SECONDS = env_int("SWEEP_LOST_MESSAGE_SECONDS", 120)
+SWEEP_LOST_MESSAGE_SECONDS = env_int("SWEEP_LOST_MESSAGE_SECONDS", 60)
 
 # Hybrid search: reciprocal rank fusion, score = sum(weight / (rrf_k + rank)) over the two rankings.
 SEARCH_RRF_K = env_int("SEARCH_RRF_K", 60)

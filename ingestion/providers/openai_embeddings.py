@@ -56,6 +56,9 @@ def _embed_batch(client: openai.OpenAI, texts: list[str], model: str, dimensions
         response = client.embeddings.create(input=texts, model=model, dimensions=dimensions)
     except openai.OpenAIError as exc:
         raise _convert(exc) from exc
+    except ValueError as exc:  # the SDK's own decoding of a broken answer, e.g. "No embedding data received"
+        raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider's answer could not be read "
+                             f"({exc}); we will retry.") from exc
     if len(response.data) != len(texts):
         raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider returned {len(response.data)} "
                              f"vectors for {len(texts)} inputs; we will retry.")
