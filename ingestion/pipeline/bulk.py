@@ -56,17 +56,21 @@ def cache_vectors(*, model: str, dimensions: int, vectors: dict[str, list[float]
 
 
 def vectors_from_cache(*, model: str, dimensions: int, chunk_shas: dict[uuid.UUID, str]) -> int:
-    """Set each chunk's vector from the cache entry of its text; returns the number of chunks set."""
+    """Set each chunk's vector (and the model it came from) from the cache entry of its text.
+
+    Chunks that already hold a vector of this model are left alone. Returns the number of chunks set.
+    """
     if not chunk_shas:
         return 0
     stream = _binary_copy((uuid.UUID(str(chunk_id)).bytes, sha.encode()) for chunk_id, sha in chunk_shas.items())
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE chunk_shas (id uuid, text_sha text) ON COMMIT DROP")
         cursor.copy_expert("COPY chunk_shas FROM STDIN WITH (FORMAT binary)", stream)
-        cursor.execute(f"UPDATE {Chunk._meta.db_table} AS c SET embedding = e.embedding "
-                       f"FROM chunk_shas AS s JOIN {EmbeddingCache._meta.db_table} AS e "
-                       "ON e.text_sha = s.text_sha AND e.model = %s AND e.dimensions = %s "
-                       "WHERE c.id = s.id AND c.embedding IS NULL", [model, dimensions])
+        cursor.execute(f"UPDATE {Chunk._meta.db_table} AS c SET embedding = e.embedding, embedding_model = e.model, "
+                       f"embedding_dimensions = e.dimensions FROM chunk_shas AS s JOIN {EmbeddingCache._meta.db_table} "
+                       "AS e ON e.text_sha = s.text_sha AND e.model = %s AND e.dimensions = %s WHERE c.id = s.id AND "
+                       "(c.embedding IS NULL OR c.embedding_model <> e.model OR c.embedding_dimensions <> e.dimensions)",
+                       [model, dimensions])
         updated = cursor.rowcount
         cursor.execute("DROP TABLE chunk_shas")
     return updated
@@ -91,8 +95,8 @@ def insert_chunks(rows: list[Chunk]) -> int:
                        "ordinal integer, text text, chunk_sha text, token_count integer, page_start integer, "
                        "page_end integer, heading_path jsonb) ON COMMIT DROP")
         cursor.copy_expert("COPY new_chunks FROM STDIN WITH (FORMAT binary)", stream)
-        cursor.execute(f"INSERT INTO {Chunk._meta.db_table} ({columns}) SELECT {columns} FROM new_chunks "
-                       "ON CONFLICT DO NOTHING")
+        cursor.execute(f"INSERT INTO {Chunk._meta.db_table} ({columns}, embedding_model) SELECT {columns}, '' "
+                       "FROM new_chunks ON CONFLICT DO NOTHING")
         inserted = cursor.rowcount
         cursor.execute("DROP TABLE new_chunks")
     return inserted

@@ -1,20 +1,19 @@
-"""Stage 4, embed: vectors for chunks that have none, cache first, provider batches, written in bulk.
+"""Stage 4, embed: vectors for chunks that have none of the active model, cache first, provider batches,
+written in bulk.
 
-Idempotent: only chunks without a vector are sent; vectors already stored are kept. Every vector
-goes through the embedding cache, so identical text is never paid for twice, and chunks get their
-vectors from it in one statement.
+Idempotent: only chunks without a vector of the active model are sent; those already stored are kept.
+Every vector goes through the embedding cache, so identical text is never paid for twice, and chunks
+get their vectors from it in one statement.
 """
 from __future__ import annotations
 
 import hashlib
 import time
 
-from django.conf import settings
-
 from ingestion.chunking import ChunkDraft, estimate_tokens
 from ingestion.models import Chunk, EmbeddingCache, Job
 from ingestion.pipeline.bulk import cache_vectors, vectors_from_cache
-from ingestion.providers.openai_embeddings import embeddings_for_texts
+from ingestion.providers.embeddings import active_space, embeddings_for_texts
 
 
 def text_sha(text: str) -> str:
@@ -27,9 +26,11 @@ def as_floats(vector) -> list[float]:
 
 
 def run(job: Job, ctx) -> dict:
-    model, dimensions = settings.EMBEDDING_MODEL, settings.EMBEDDING_DIMENSIONS
-    pending = list(Chunk.objects.filter(document_id=job.document_id, embedding__isnull=True)
-                   .values_list("id", "text", "heading_path"))
+    space = active_space()
+    model, dimensions = space.model, space.dimensions
+    pending = list(Chunk.objects.filter(document_id=job.document_id).exclude(
+        embedding__isnull=False, embedding_model=model, embedding_dimensions=dimensions)
+        .values_list("id", "text", "heading_path"))
     inputs = {chunk_id: ChunkDraft(0, text, 0, 0, heading_path or [], 0).embedding_input()
               for chunk_id, text, heading_path in pending}
     shas = {chunk_id: text_sha(text) for chunk_id, text in inputs.items()}
@@ -42,7 +43,7 @@ def run(job: Job, ctx) -> dict:
     tokens, store_seconds = 0, 0.0
     if missing:
         texts = list(missing.values())
-        result = embeddings_for_texts(texts, [estimate_tokens(t) for t in texts], model=model, dimensions=dimensions)
+        result = embeddings_for_texts(texts, [estimate_tokens(t) for t in texts], space=space)
         ctx.provider_calls += result.calls
         tokens = result.tokens
         started = time.monotonic()

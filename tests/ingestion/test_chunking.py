@@ -49,3 +49,34 @@ def test_embedding_input_carries_the_heading_path():
 
 def test_empty_pages_give_no_chunks():
     assert chunk_markdown(["", "  "], max_tokens=80, overlap_tokens=10) == []
+
+
+def _long_table_page(rows: int) -> list[str]:
+    table = "\n".join(["| Service | Network | Out of network |"]
+                      + [f"| Service number {i} with a longer name | ${i}0 copay | {i}0% coinsurance |" for i in range(rows)])
+    return ["## SECTION 1 Costs\n\n" + table]
+
+
+def test_a_table_too_long_for_one_chunk_is_split_between_rows_and_repeats_its_header():
+    chunks = chunk_markdown(_long_table_page(40), max_tokens=120, overlap_tokens=0)
+    pieces = [c for c in chunks if "| Service number" in c.text]
+    assert len(pieces) > 2
+    for piece in pieces:
+        lines = [line for line in piece.text.split("\n") if line.startswith("|")]
+        assert lines[0] == "| Service | Network | Out of network |"
+        assert all(line.endswith("|") and line.count("|") == 4 for line in lines)  # no row cut in half
+    rows = [line for c in pieces for line in c.text.split("\n") if line.startswith("| Service number")]
+    assert len(set(rows)) == 40
+
+
+def test_a_list_too_long_for_one_chunk_is_split_between_items():
+    items = [f"- Item {i}: covered when medically necessary and approved in advance by the plan." for i in range(30)]
+    chunks = chunk_markdown(["## Covered services\n\n" + "\n".join(items)], max_tokens=100, overlap_tokens=0)
+    seen = [line for c in chunks for line in c.text.split("\n") if line.startswith("- ")]
+    assert len(chunks) > 2 and set(seen) == set(items)
+
+
+def test_text_before_the_first_heading_takes_the_heading_path_of_the_section_it_leads_into():
+    chunks = chunk_markdown(["Harborview Health Plan letterhead\n\n## Your Right to Appeal\n\nYou may appeal within 180 days."],
+                            max_tokens=200, overlap_tokens=0)
+    assert chunks[0].heading_path == ["Your Right to Appeal"]

@@ -1,0 +1,56 @@
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from ingestion.errors import PermanentError
+from ingestion.providers import local_embeddings
+from ingestion.search_eval import labelled_set_load
+
+QUERIES = Path(__file__).resolve().parents[2] / "samples" / "eval" / "queries.json"
+
+
+def test_the_committed_labelled_set_is_large_and_every_label_is_on_its_page():
+    labelled = labelled_set_load(QUERIES)
+    assert len(labelled.queries) >= 25
+    assert len({q.id for q in labelled.queries}) == len(labelled.queries)
+
+
+def test_a_label_whose_phrase_is_not_on_its_page_is_refused(tmp_path):
+    raw = json.loads(QUERIES.read_text())
+    raw["documents_dir"] = str(QUERIES.parent.parent)
+    raw["queries"][0]["answers"][0]["pages"] = [2]  # the deductible is on page 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(raw))
+    with pytest.raises(PermanentError) as error:
+        labelled_set_load(bad)
+    assert error.value.code == "EVAL_BAD_LABELS" and "q01" in error.value.message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eval_search_reports_sane_quality_for_every_mode(providers, tmp_path):
+    # when the evaluation ingests the sample documents and runs the labelled questions
+    out = tmp_path / "results.json"
+    call_command("eval_search", "--queries", str(QUERIES), "--json", str(out), stdout=open(tmp_path / "log", "w"))
+    results = {r["mode"]: r for r in json.loads(out.read_text())["results"]}
+    # then every mode finds most answers in its top 5, far above chance (5 of ~20 passages)
+    assert set(results) == {"hybrid", "vector", "text"}
+    for result in results.values():
+        assert 0.5 <= result["hit_at_5"] <= 1 and result["hit_at_1"] <= result["hit_at_5"]
+        assert result["hit_at_1"] <= result["mrr"] <= result["hit_at_5"] + 0.5
+    # and fusing the two rankings is never worse than the weaker one
+    hybrid, vector, text = results["hybrid"], results["vector"], results["text"]
+    assert hybrid["hit_at_5"] >= min(vector["hit_at_5"], text["hit_at_5"])
+    assert hybrid["mrr"] >= min(vector["mrr"], text["mrr"])
+
+
+@pytest.mark.skipif(not local_embeddings.is_installed(), reason="needs requirements-local.txt (sentence-transformers)")
+@pytest.mark.django_db(transaction=True)
+def test_the_local_backend_embeds_384_dimensional_vectors_offline(tmp_path):
+    out = tmp_path / "results.json"
+    call_command("eval_search", "--queries", str(QUERIES), "--backend", "local", "--mode", "vector", "--json", str(out),
+                 stdout=open(tmp_path / "log", "w"))
+    result = json.loads(out.read_text())["results"][0]
+    assert result["dimensions"] == 384 and result["model"] == local_embeddings.MODEL_NAME
+    assert result["hit_at_5"] >= 0.5

@@ -1,0 +1,133 @@
+import pytest
+from django.core.signals import request_started
+
+from ingestion.errors import PermanentError
+from ingestion.models import Chunk, EmbeddingCache
+from ingestion.search import search_chunks
+
+from tests.search.conftest import ingest
+from samples.generate import build_document
+
+
+@pytest.fixture
+def embedding_requests():
+    """Counts requests that reach the fake OpenAI embeddings endpoint over HTTP."""
+    seen = []
+
+    def count(sender, environ=None, **kwargs):
+        if environ and environ.get("PATH_INFO", "").endswith("/fakes/openai/v1/embeddings"):
+            seen.append(environ["PATH_INFO"])
+
+    request_started.connect(count)
+    yield seen
+    request_started.disconnect(count)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
+def test_each_mode_finds_the_page_that_answers(ingested, member, mode):
+    # given a member's policy whose page 3 is its out-of-pocket section
+    mine, _ = ingested
+    # when
+    hits = search_chunks(owner=member, query="out-of-pocket maximum per family", k=3, mode=mode)
+    # then
+    assert hits and hits[0].document_id == str(mine.id)
+    assert "Out-of-Pocket Maximum" in " ".join(hits[0].heading_path)
+    assert hits[0].page_start <= 3 <= hits[0].page_end
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hits_carry_citations_and_every_modes_score(ingested, member):
+    mine, _ = ingested
+    hit = search_chunks(owner=member, query="out-of-pocket maximum", k=1, mode="hybrid")[0]
+    assert hit.filename == "my-policy.pdf" and hit.document_id == str(mine.id)
+    assert hit.text and "<mark>" in hit.snippet
+    assert hit.vector_score is not None and hit.text_score is not None and hit.fused_score is not None
+    assert set(hit.scores) == {"vector", "text", "fused"} and hit.score == hit.fused_score
+    assert hit.vector_rank >= 1 and hit.text_rank >= 1
+    assert hit.citation == "my-policy.pdf, pp. 3-4" and (hit.page_start, hit.page_end) == (3, 4)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
+def test_search_never_returns_another_members_passages(ingested, member, mode):
+    _, theirs = ingested
+    hits = search_chunks(owner=member, query="document 5 out-of-pocket maximum grace period", k=50, mode=mode)
+    assert hits and all(hit.document_id != str(theirs.id) for hit in hits)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_document_ids_narrow_the_search_to_those_documents(providers, member, settings):
+    settings.PARSER_BACKEND = "local"
+    first = ingest(member, build_document(2, seed=1), "first.pdf")
+    ingest(member, build_document(2, seed=2), "second.pdf")
+    hits = search_chunks(owner=member, query="Member Services", k=20, document_ids=[first.id])
+    assert hits and {hit.document_id for hit in hits} == {str(first.id)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_query_is_embedded_once(ingested, member, embedding_requests):
+    # given a query never asked before
+    search_chunks(owner=member, query="prior authorization for imaging", k=3, mode="vector")
+    assert len(embedding_requests) == 1
+    # when the same question is asked again (extra spaces do not make it a new one)
+    search_chunks(owner=member, query="  prior authorization   for imaging ", k=3, mode="hybrid")
+    # then no provider call was made, and a new question makes one
+    assert len(embedding_requests) == 1
+    search_chunks(owner=member, query="emergency room", k=3, mode="vector")
+    assert len(embedding_requests) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_query_vector_of_another_size_is_not_reused(ingested, member, embedding_requests, settings):
+    search_chunks(owner=member, query="newborn coverage", k=3, mode="vector")
+    settings.EMBEDDING_DIMENSIONS = 384
+    search_chunks(owner=member, query="newborn coverage", k=3, mode="vector")
+    assert len(embedding_requests) == 2
+    assert set(EmbeddingCache.objects.values_list("dimensions", flat=True)) >= {1536, 384}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_384_dimensional_vectors_are_stored_and_searched(providers, member, settings):
+    # given the embedding size set to 384 (the local model's size) through the provider's dimensions
+    settings.PARSER_BACKEND = "local"
+    settings.EMBEDDING_DIMENSIONS = 384
+    document = ingest(member, build_document(3, seed=4), "small-vectors.pdf")
+    # then every passage records a 384-d vector of the model
+    chunks = Chunk.objects.filter(document=document)
+    assert document.status == "complete" and chunks.exists()
+    assert set(chunks.values_list("embedding_model", "embedding_dimensions")) == {("text-embedding-3-small", 384)}
+    assert all(len(vector) == 384 for vector in chunks.values_list("embedding", flat=True))
+    assert document.current_job.embed_dimensions == 384
+    # and vector search compares 384-d vectors only
+    hits = search_chunks(owner=member, query="prescription drug coverage tiers", k=2, mode="vector")
+    assert hits and "Prescription Drug Coverage" in " ".join(hits[0].heading_path)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vectors_of_a_different_model_are_not_compared_and_are_replaced(ingested, member, settings):
+    from ingestion import services
+    from ingestion.pipeline.runner import run_job_sync
+
+    mine, _ = ingested
+    settings.EMBEDDING_DIMENSIONS = 512
+    # then the stored 1536-d vectors are not compared with a 512-d query
+    assert search_chunks(owner=member, query="grace period", k=3, mode="vector") == []
+    # when the document is embedded again, its vectors are replaced by the active model's
+    run_job_sync(services.job_start(document=mine, from_stage="embed").id)
+    assert set(Chunk.objects.filter(document=mine).values_list("embedding_dimensions", flat=True)) == {512}
+    assert search_chunks(owner=member, query="grace period", k=3, mode="vector")
+
+
+@pytest.mark.django_db
+def test_unknown_mode_and_empty_query_are_refused_with_codes(member):
+    with pytest.raises(PermanentError) as unknown:
+        search_chunks(owner=member, query="deductible", mode="fuzzy")
+    with pytest.raises(PermanentError) as empty:
+        search_chunks(owner=member, query="   ")
+    assert unknown.value.code == "SEARCH_UNKNOWN_MODE" and empty.value.code == "SEARCH_EMPTY_QUERY"
+
+
+@pytest.mark.django_db
+def test_text_search_of_only_stop_words_finds_nothing(member):
+    assert search_chunks(owner=member, query="what is the", mode="text") == []
