@@ -68,10 +68,11 @@ def _deliver_webhook(job: FakeParseJob, faults: fault_knobs.Faults) -> None:
     body = json.dumps({"event": f"parse.{job.status.lower()}", "job_id": str(job.id), "status": job.status,
                        "error_code": job.error_code or None, "error_message": job.error_message or None}).encode()
     times = 2 if fault_knobs.roll(faults.webhook_duplicate_rate) else 1
+    secret = job.webhook_secret or settings.FAKES_LLAMAPARSE_WEBHOOK_SECRET
     for _ in range(times):
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "X-Webhook-Timestamp": timestamp,
-                   "X-Webhook-Signature": sign_webhook(body, timestamp, settings.FAKES_LLAMAPARSE_WEBHOOK_SECRET),
+                   "X-Webhook-Signature": sign_webhook(body, timestamp, secret),
                    "X-Webhook-Id": str(uuid.uuid4())}
         try:
             httpx.post(job.webhook_url, content=body, headers=headers, timeout=10)
@@ -135,8 +136,9 @@ def upload(request: HttpRequest) -> JsonResponse:
         return llama_error(400, "input_url is not reachable from this offline parser; upload the file instead.")
     data = uploaded.read()
     job = FakeParseJob(file_name=uploaded.name or "upload.pdf", file_sha256=hashlib.sha256(data).hexdigest(),
-                       options={k: v for k, v in request.POST.items() if k != "webhook_url"},
+                       options={k: v for k, v in request.POST.items() if k not in ("webhook_url", "webhook_secret")},
                        webhook_url=request.POST.get("webhook_url", ""),
+                       webhook_secret=request.POST.get("webhook_secret", ""),
                        ready_at=timezone.now() + timedelta(seconds=faults.parse_seconds))
     path = _files_dir() / f"{job.id}.bin"
     path.write_bytes(data)

@@ -19,6 +19,8 @@ class FakeParseJob(models.Model):
     pages = models.JSONField(default=list, blank=True)  # [{"page": 1, "text": ..., "md": ...}]
     ready_at = models.DateTimeField()
     webhook_deliveries = models.PositiveIntegerField(default=0)
+    # The key the caller asked us to sign its webhooks with; empty: the configured default key.
+    webhook_secret = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
 
