@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -78,7 +79,7 @@ def _deliver_webhook(job: FakeParseJob, faults: fault_knobs.Faults) -> None:
             httpx.post(job.webhook_url, content=body, headers=headers, timeout=10)
         except httpx.HTTPError as exc:
             logger.warning("fake llamaparse: webhook to %s failed: %s", job.webhook_url, exc)
-        FakeParseJob.objects.filter(pk=job.pk).update(webhook_deliveries=job.webhook_deliveries + 1)
+        FakeParseJob.objects.filter(pk=job.pk).update(webhook_deliveries=F("webhook_deliveries") + 1)
 
 
 def complete_job(job_id) -> FakeParseJob | None:
