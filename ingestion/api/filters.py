@@ -2,9 +2,22 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 
 from ingestion.models import Document
 from ingestion.statuses import Status
+
+
+class StrictFilterForm(forms.Form):
+    """A parameter given with no value is an error, not "no filter" (a client sent something it meant)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.fields:
+            values = self.data.getlist(name) if hasattr(self.data, "getlist") else []
+            if values and all(value == "" for value in values):
+                self.add_error(name, "Give a value, or leave the parameter out.")
+        return cleaned
 
 
 class DocumentFilter(django_filters.FilterSet):
@@ -18,3 +31,4 @@ class DocumentFilter(django_filters.FilterSet):
     class Meta:
         model = Document
         fields = ["status", "created_after", "created_before"]
+        form = StrictFilterForm

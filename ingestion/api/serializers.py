@@ -8,6 +8,34 @@ from ingestion.models import Chunk, Document, Event, Job
 from ingestion.statuses import Status
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: numbers and booleans are refused, not turned into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON number without a fraction; strings and booleans are refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)) or (isinstance(data, float)
+                                                                            and not data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(int(data))
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID written as a string (DRF would also take an integer)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. PARSE_ENCRYPTED_PDF.")
     message = serializers.CharField(help_text="What went wrong and what to do, for a person.")
@@ -134,9 +162,9 @@ class ReprocessSerializer(serializers.Serializer):
 
 
 class SearchRequestSerializer(serializers.Serializer):
-    query = serializers.CharField(max_length=2000, trim_whitespace=True)
-    k = serializers.IntegerField(min_value=1, max_value=50, default=5)
-    document_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=100,
+    query = StrictCharField(max_length=2000, trim_whitespace=True)
+    k = StrictIntegerField(min_value=1, max_value=50, default=5)
+    document_ids = serializers.ListField(child=StrictUUIDField(), required=False, max_length=100,
                                          help_text="Only search these of your documents.")
     mode = serializers.ChoiceField(choices=["hybrid", "vector", "text"], default="hybrid")
 
@@ -164,8 +192,8 @@ class WebhookResultSerializer(serializers.Serializer):
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(style={"input_type": "password"})
+    username = StrictCharField(min_length=1, max_length=150)
+    password = StrictCharField(min_length=1, max_length=128, style={"input_type": "password"}, trim_whitespace=False)
 
 
 class TokenSerializer(serializers.Serializer):

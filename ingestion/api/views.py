@@ -28,6 +28,7 @@ from ingestion import audit, search, selectors, services, webhooks
 from ingestion.api import serializers as s
 from ingestion.api.errors import ApiError, error_response
 from ingestion.api.filters import DocumentFilter
+from ingestion.api.pagination import StrictLimitOffsetPagination
 from ingestion.api.throttles import (AuthAttemptThrottle, StatusPollThrottle, UploadThrottle,
                                      active_jobs_check)
 from ingestion.models import AuditRecord, Document, Job
@@ -60,6 +61,7 @@ class MemberView:
     """Member endpoints: reads count against the poll rate, each refusal says which limit and when."""
 
     write_throttle_classes: tuple = ()
+    pagination_class = StrictLimitOffsetPagination
 
     def get_throttles(self):
         if self.request.method in ("GET", "HEAD"):
@@ -342,6 +344,7 @@ class TokenView(APIView):
     @extend_schema(summary="Get your API token", request=s.TokenRequestSerializer, auth=[],
                    responses={200: s.TokenSerializer, **error_responses(400, 415, 429)})
     def post(self, request):
+        s.TokenRequestSerializer(data=request.data).is_valid(raise_exception=True)
         credentials = AuthTokenSerializer(data=request.data, context={"request": request})
         if not credentials.is_valid():
             if set(credentials.errors) == {"non_field_errors"}:

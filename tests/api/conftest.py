@@ -19,6 +19,8 @@ from ingestion.statuses import Status
 def api_settings(request, settings, tmp_path):
     """Stored files go to a fresh directory per test; throttle counters (in the database cache) start at zero."""
     settings.MEDIA_ROOT = tmp_path / "files"
+    # Password hashing is deliberately slow; the API's tests check who gets in, not the hasher.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     names = request.fixturenames
     if "transactional_db" in names or "live_server" in names:
         request.getfixturevalue("transactional_db")
