@@ -45,8 +45,8 @@ def upload_check(*, data: bytes) -> int:
     Returns the page count. Raises UploadRejected with a code and an actionable message.
     """
     if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise UploadRejected("UPLOAD_TOO_LARGE", f"The file is {len(data) / 1e6:.1f} MB; the limit is "
-                             f"{settings.UPLOAD_MAX_BYTES / 1e6:.0f} MB. Split the document or compress it.")
+        raise UploadRejected("UPLOAD_TOO_LARGE", f"The file is {len(data) / 2**20:.1f} MB; the limit is "
+                             f"{settings.UPLOAD_MAX_BYTES / 2**20:.0f} MB. Split the document or compress it.")
     try:
         pages = pdf_text.page_count(data)
     except PermanentError as exc:

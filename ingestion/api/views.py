@@ -35,6 +35,7 @@ from ingestion.models import AuditRecord, Document, Job
 
 # Multipart framing around the file is a few hundred bytes; this leaves room for long filenames.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+MB = 1024 * 1024  # sizes are shown in binary megabytes, as file managers show them
 
 
 def error_responses(*statuses: int) -> dict:
@@ -124,15 +125,15 @@ class DocumentListCreateView(MemberView, generics.ListAPIView):
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         if declared > cap + MULTIPART_OVERHEAD_BYTES:
             # Refused before the body is read, so a huge upload costs neither memory nor disk.
-            raise ApiError("UPLOAD_TOO_LARGE", f"The upload is {declared / 1e6:.1f} MB; the limit is "
-                           f"{cap / 1e6:.0f} MB. Split the document or compress it.", 413, "file")
+            raise ApiError("UPLOAD_TOO_LARGE", f"The upload is {declared / MB:.1f} MB; the limit is "
+                           f"{cap / MB:.0f} MB. Split the document or compress it.", 413, "file")
         active_jobs_check(owner=request.user)
         file = request.FILES.get("file")
         if file is None:
             raise ApiError("UPLOAD_NO_FILE", "Send the PDF as a multipart/form-data field named 'file'.", 400, "file")
         if file.size > cap:
-            raise ApiError("UPLOAD_TOO_LARGE", f"The file is {file.size / 1e6:.1f} MB; the limit is "
-                           f"{cap / 1e6:.0f} MB. Split the document or compress it.", 413, "file")
+            raise ApiError("UPLOAD_TOO_LARGE", f"The file is {file.size / MB:.1f} MB; the limit is "
+                           f"{cap / MB:.0f} MB. Split the document or compress it.", 413, "file")
         result = services.document_upload(owner=request.user, data=file.read(), filename=file.name or "")
         body = {"document": s.DocumentSerializer(result.document).data,
                 "job": s.JobSerializer(result.job).data if result.job else None,

@@ -57,11 +57,11 @@ def test_uploaded_pdf_is_processed_by_a_real_qcluster(qcluster, providers, membe
     assert response.status_code == 201, response.text
     document_id = response.json()["document"]["id"]
     status = None
-    for _ in range(600):  # bounded: at most 60 s
+    for _ in range(120):  # bounded: at most 60 s, polling twice a second (within the API's poll limit)
         status = client.get(f"/api/v1/documents/{document_id}/").json()["status"]
         if status in ("complete", "failed_parse", "failed_chunking", "failed_embedding"):
             break
-        time.sleep(0.1)
+        time.sleep(0.5)
     # then the cluster took it through every stage
     assert status == "complete", qcluster.poll()
     document = Document.objects.get(pk=document_id)
