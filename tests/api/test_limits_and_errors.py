@@ -104,6 +104,12 @@ def test_every_error_has_the_one_shape(member, request_args, status, code):
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
 
 
+def test_address_without_its_trailing_slash_says_so(api):
+    response = api.get("/api/v1/documents")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "Every API address ends with a slash: use /api/v1/documents/"
+
+
 def test_unauthenticated_answers_401_with_a_token_challenge(db):
     response = APIClient().get("/api/v1/documents/")
     assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"

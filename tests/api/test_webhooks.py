@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import httpx
 import pytest
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from fakes.models import FakeParseJob
@@ -105,8 +107,6 @@ def test_callback_signed_with_another_jobs_secret_is_refused(member, waiting_job
 
 
 def test_callback_for_an_unknown_job_is_404(waiting_job):
-    import uuid
-
     response = APIClient().post(f"/api/v1/webhooks/llamaparse/{uuid.uuid4()}/", {}, format="json")
     assert response.status_code == 404 and response.json()["error"]["code"] == "WEBHOOK_UNKNOWN_JOB"
 
@@ -122,12 +122,17 @@ def _wait_for(predicate, seconds: float = 20.0):
 
 def test_pipeline_through_the_api_with_doubled_callbacks_processes_once(providers, faults, member, other_member,
                                                                         pdf_bytes):
-    from rest_framework.authtoken.models import Token
-
     # given the fake parser sends every callback twice
     faults("llamaparse", webhook_duplicate_rate=1)
     token = Token.objects.create(user=member).key
-    client = httpx.Client(base_url=providers.url, headers={"Authorization": f"Token {token}"}, timeout=30)
+    other_token = Token.objects.create(user=other_member).key
+    # closed at the end: a kept-alive connection would keep a server thread (and its database session) open
+    with httpx.Client(base_url=providers.url, headers={"Authorization": f"Token {token}"}, timeout=30) as client, \
+            httpx.Client(base_url=providers.url, headers={"Authorization": f"Token {other_token}"}, timeout=30) as other:
+        _upload_process_and_search(client, other, pdf_bytes)
+
+
+def _upload_process_and_search(client, other, pdf_bytes):
     # when a PDF is uploaded through the API and processed
     response = client.post("/api/v1/documents/", files={"file": ("policy.pdf", pdf_bytes, "application/pdf")})
     assert response.status_code == 201, response.text
@@ -150,8 +155,6 @@ def test_pipeline_through_the_api_with_doubled_callbacks_processes_once(provider
     hits = client.post("/api/v1/search/", json={"query": "grace period premiums", "k": 3}).json()["results"]
     assert hits and all(hit["document_id"] == str(job.document_id) for hit in hits)
     # while another member's hybrid search over the same words finds nothing of it
-    other = httpx.Client(base_url=providers.url, timeout=30,
-                         headers={"Authorization": f"Token {Token.objects.create(user=other_member).key}"})
     assert other.post("/api/v1/search/", json={"query": "grace period premiums", "k": 3}).json() == {"results": []}
 
 
