@@ -54,3 +54,16 @@ def test_api_matches_its_schema(case, token):
 @HYPOTHESIS
 def test_search_matches_its_schema(case, providers, token):
     case.call_and_validate(headers={"Authorization": f"Token {token}"}, excluded_checks=CHECKS_EXCLUDED)
+
+
+def test_schema_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "/api/v1/documents/{id}/reprocess/" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_swagger_ui_loads_nothing_from_outside(client):
+    page = client.get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assert "https://" not in page and "http://" not in page.replace("http://testserver", "")
