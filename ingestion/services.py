@@ -77,6 +77,9 @@ def document_upload(*, owner: User, data: bytes, filename: str) -> UploadResult:
         storage.file_delete(path)
         existing = Document.objects.get(owner=owner, file_sha256=sha)
         return UploadResult(existing, existing.current_job, True)
+    except BaseException:
+        storage.file_delete(path)  # no row points at it: a refused upload leaves nothing behind
+        raise
     return UploadResult(document, job, False)
 
 

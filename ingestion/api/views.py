@@ -56,6 +56,13 @@ ERROR_DESCRIPTIONS = {
     503: "A provider we depend on is unavailable; retry after Retry-After seconds.",
 }
 MEMBER_ERRORS = (401, 403, 429)
+RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=[429, 503],
+                               description="Seconds to wait before trying again.")
+
+
+def member_schema(**kwargs):
+    """extend_schema for endpoints that can answer 429/503, whose Retry-After header the schema shows."""
+    return extend_schema(parameters=[RETRY_AFTER, *kwargs.pop("parameters", [])], **kwargs)
 
 
 class MemberView:
@@ -112,12 +119,12 @@ class DocumentListCreateView(MemberView, generics.ListAPIView):
         self._page_ids = [document.id for document in (page if page is not None else queryset)]
         return page
 
-    @extend_schema(summary="List your documents",
+    @member_schema(summary="List your documents",
                    responses={200: s.DocumentSerializer(many=True), **error_responses(400, *MEMBER_ERRORS)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(summary="Upload a PDF", request={"multipart/form-data": s.UploadSerializer},
+    @member_schema(summary="Upload a PDF", request={"multipart/form-data": s.UploadSerializer},
                    responses={201: s.UploadResultSerializer, 200: s.UploadResultSerializer,
                               **error_responses(400, 413, 415, 422, *MEMBER_ERRORS)})
     def post(self, request):
@@ -148,12 +155,12 @@ class DocumentDetailView(MemberView, generics.RetrieveDestroyAPIView):
     def get_object(self):
         return self.owned_document()
 
-    @extend_schema(summary="A document's status, progress, pages, chunks, last error and current job",
+    @member_schema(summary="A document's status, progress, pages, chunks, last error and current job",
                    responses={200: s.DocumentSerializer, **error_responses(404, *MEMBER_ERRORS)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(summary="Delete a document with its jobs, chunks, events and stored files",
+    @member_schema(summary="Delete a document with its jobs, chunks, events and stored files",
                    responses={204: None, **error_responses(404, *MEMBER_ERRORS)})
     def delete(self, request, *args, **kwargs):
         return super().delete(request, *args, **kwargs)
@@ -174,7 +181,7 @@ class DocumentEventsView(MemberView, generics.ListAPIView):
     def get_queryset(self):
         return selectors.events_for_document(document=self.owned_document())
 
-    @extend_schema(summary="The document's timeline: every stage start, end, retry and error, oldest first",
+    @member_schema(summary="The document's timeline: every stage start, end, retry and error, oldest first",
                    responses={200: s.EventSerializer(many=True), **error_responses(404, *MEMBER_ERRORS)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -187,7 +194,7 @@ class DocumentChunksView(MemberView, generics.ListAPIView):
         self.document = self.owned_document()
         return selectors.chunks_for_document(document=self.document)
 
-    @extend_schema(summary="The document's chunks with page span and heading path, in order",
+    @member_schema(summary="The document's chunks with page span and heading path, in order",
                    responses={200: s.ChunkSerializer(many=True), **error_responses(404, *MEMBER_ERRORS)})
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
@@ -212,7 +219,7 @@ class DocumentFileView(MemberView, APIView):
     # JSON first: errors are rendered as JSON; the file itself is streamed as it was uploaded.
     renderer_classes = [JSONRenderer, PDFRenderer]
 
-    @extend_schema(summary="Download the uploaded PDF",
+    @member_schema(summary="Download the uploaded PDF",
                    responses={(200, "application/pdf"): OpenApiTypes.BINARY, **error_responses(404, *MEMBER_ERRORS)})
     def get(self, request, pk):
         document = self.owned_document()
@@ -226,7 +233,7 @@ class DocumentFileView(MemberView, APIView):
 class DocumentReprocessView(MemberView, APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
-    @extend_schema(summary="Process the document again from a stage (a new job)", request=s.ReprocessSerializer,
+    @member_schema(summary="Process the document again from a stage (a new job)", request=s.ReprocessSerializer,
                    responses={201: s.JobSerializer, **error_responses(400, 404, 409, 415, *MEMBER_ERRORS)})
     def post(self, request, pk):
         document = self.owned_document()
@@ -243,14 +250,14 @@ class JobDetailView(MemberView, generics.RetrieveAPIView):
     def get_object(self):
         return self.owned_job()
 
-    @extend_schema(summary="A job's status, progress, stage times, counts, cost and last error",
+    @member_schema(summary="A job's status, progress, stage times, counts, cost and last error",
                    responses={200: s.JobSerializer, **error_responses(404, *MEMBER_ERRORS)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
 
 class JobRetryView(MemberView, APIView):
-    @extend_schema(summary="Retry a failed or cancelled job from the stage that failed (a new job)", request=None,
+    @member_schema(summary="Retry a failed or cancelled job from the stage that failed (a new job)", request=None,
                    responses={201: s.JobSerializer, **error_responses(404, 409, *MEMBER_ERRORS)})
     def post(self, request, pk):
         job = self.owned_job()
@@ -260,7 +267,7 @@ class JobRetryView(MemberView, APIView):
 
 
 class JobCancelView(MemberView, APIView):
-    @extend_schema(summary="Cancel a job that has not ended", request=None,
+    @member_schema(summary="Cancel a job that has not ended", request=None,
                    responses={200: s.JobSerializer, **error_responses(404, 409, *MEMBER_ERRORS)})
     def post(self, request, pk):
         job = services.job_cancel(job=self.owned_job())
@@ -270,7 +277,7 @@ class JobCancelView(MemberView, APIView):
 class SearchView(MemberView, APIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(summary="Search your complete documents; ranked chunks with citations",
+    @member_schema(summary="Search your complete documents; ranked chunks with citations",
                    request=s.SearchRequestSerializer,
                    responses={200: s.SearchResponseSerializer,
                               **error_responses(400, 404, 415, 503, *MEMBER_ERRORS)})
@@ -342,7 +349,7 @@ class TokenView(APIView):
             if not throttle.allow_request(request, self):
                 raise throttle.refusal(throttle.wait())
 
-    @extend_schema(summary="Get your API token", request=s.TokenRequestSerializer, auth=[],
+    @extend_schema(summary="Get your API token", request=s.TokenRequestSerializer, auth=[], parameters=[RETRY_AFTER],
                    responses={200: s.TokenSerializer, **error_responses(400, 415, 429)})
     def post(self, request):
         s.TokenRequestSerializer(data=request.data).is_valid(raise_exception=True)

@@ -127,8 +127,10 @@ def test_pipeline_through_the_api_with_doubled_callbacks_processes_once(provider
     token = Token.objects.create(user=member).key
     other_token = Token.objects.create(user=other_member).key
     # closed at the end: a kept-alive connection would keep a server thread (and its database session) open
-    with httpx.Client(base_url=providers.url, headers={"Authorization": f"Token {token}"}, timeout=30) as client, \
-            httpx.Client(base_url=providers.url, headers={"Authorization": f"Token {other_token}"}, timeout=30) as other:
+    def as_member(key: str) -> httpx.Client:
+        return httpx.Client(base_url=providers.url, headers={"Authorization": f"Token {key}"}, timeout=30)
+
+    with as_member(token) as client, as_member(other_token) as other:
         _upload_process_and_search(client, other, pdf_bytes)
 
 
