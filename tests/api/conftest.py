@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,7 @@ def api_settings(request, settings, tmp_path):
         cache.clear()  # a flush between transactional tests leaves the cache table alone
     elif "db" in names or request.node.get_closest_marker("django_db"):
         request.getfixturevalue("db")
-    yield settings
-    # The fake parser finishes jobs on background threads; let them close their database
-    # connections before the test database is flushed or dropped.
-    for thread in threading.enumerate():
-        if thread.name.startswith("fake-parse-"):
-            thread.join(timeout=10)
+    return settings
 
 
 @pytest.fixture
