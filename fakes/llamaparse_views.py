@@ -51,7 +51,7 @@ VENDOR_ERROR_MESSAGES = {code: message for code, message in VENDOR_ERROR_CODES.v
 _HEADING_MARK = re.compile(r"^#{1,6}\s+", re.MULTILINE)
 _TARGET_PAGES = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$")
 # Upload fields that are not parsing options (they change how the job is delivered, not its output).
-_NOT_OPTIONS = {"webhook_url", "input_url"}
+_NOT_OPTIONS = {"webhook_url", "webhook_secret", "input_url"}
 # Bytes of an input_url download: the project's own upload cap is well below this.
 INPUT_URL_MAX_BYTES = 100 * 1024 * 1024
 
@@ -82,10 +82,12 @@ def _deliver_webhook(job: FakeParseJob, faults: fault_knobs.Faults) -> None:
     body = json.dumps({"event": f"parse.{job.status.lower()}", "job_id": str(job.id), "status": job.status,
                        "error_code": job.error_code or None, "error_message": job.error_message or None}).encode()
     times = job.webhook_copies
+    # Signed with the key the caller gave at upload (one per job), else the account's configured key.
+    secret = job.webhook_secret or settings.FAKES_LLAMAPARSE_WEBHOOK_SECRET
     for _ in range(times):
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "X-Webhook-Timestamp": timestamp,
-                   "X-Webhook-Signature": sign_webhook(body, timestamp, settings.FAKES_LLAMAPARSE_WEBHOOK_SECRET),
+                   "X-Webhook-Signature": sign_webhook(body, timestamp, secret),
                    "X-Webhook-Id": str(uuid.uuid4())}
         try:
             httpx.post(job.webhook_url, content=body, headers=headers, timeout=10)
@@ -220,6 +222,7 @@ def upload(request: HttpRequest, faults: fault_knobs.Faults, draw: fault_knobs.D
     is_cache_hit = FakeParseJob.objects.filter(file_sha256=sha256, options=options, status="SUCCESS").exists()
     job = FakeParseJob(file_name=file_name, file_sha256=sha256, options=options,
                        webhook_url=request.POST.get("webhook_url", ""),
+                       webhook_secret=request.POST.get("webhook_secret", ""),
                        ready_at=timezone.now() + timedelta(seconds=faults.parse_seconds),
                        planned_error_code=planned_error_code, webhook_copies=webhook_copies,
                        is_cache_hit=is_cache_hit)

@@ -23,6 +23,8 @@ class FakeParseJob(models.Model):
     planned_error_code = models.CharField(max_length=64, blank=True, default="")
     webhook_copies = models.PositiveSmallIntegerField(default=1)  # 0: dropped, 2: duplicated
     is_cache_hit = models.BooleanField(default=False)
+    # The key the caller asked us to sign its webhooks with; empty: the configured default key.
+    webhook_secret = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
 

@@ -54,3 +54,6 @@ class EventAdmin(admin.ModelAdmin):
 
 admin.site.register(EmbeddingCache, list_display=["model", "dimensions", "text_sha", "created_at"],
                     exclude=["embedding"])
+
+
+from ingestion import admin_audit  # noqa: E402,F401  (registers the read-only audit trail)

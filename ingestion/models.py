@@ -154,3 +154,44 @@ class WorkerHeartbeat(models.Model):
 
     worker = models.CharField(max_length=200, unique=True)
     seen_at = models.DateTimeField()
+
+
+class AuditRecord(models.Model):
+    """Who read or deleted a member's document content, when and from where. Written once, never edited.
+
+    Keeps the actor's name and the document's id as plain values, so the record outlives both.
+    """
+
+    class Action(models.TextChoices):
+        CHUNKS_READ = "chunks_read"
+        SEARCH_HITS_READ = "search_hits_read"
+        FILE_DOWNLOADED = "file_downloaded"
+        DOCUMENT_DELETED = "document_deleted"
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_username = models.CharField(max_length=150)
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    document_id = models.UUIDField(db_index=True)
+    document_owner_id = models.BigIntegerField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)  # ids and counts only, never document text
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_username} {self.action} {self.document_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One authenticated parser callback. The signature is unique: the same request seen twice is a replay."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    signature_sha256 = models.CharField(max_length=64, unique=True)
+    parse_job_id = models.CharField(max_length=100, blank=True, default="")
+    reported_status = models.CharField(max_length=20, blank=True, default="")
+    accepted = models.BooleanField(default=False)  # False: an authentic duplicate that changed nothing
+    received_at = models.DateTimeField(auto_now_add=True)

@@ -45,8 +45,8 @@ def upload_check(*, data: bytes) -> int:
     Returns the page count. Raises UploadRejected with a code and an actionable message.
     """
     if len(data) > settings.UPLOAD_MAX_BYTES:
-        raise UploadRejected("UPLOAD_TOO_LARGE", f"The file is {len(data) / 1e6:.1f} MB; the limit is "
-                             f"{settings.UPLOAD_MAX_BYTES / 1e6:.0f} MB. Split the document or compress it.")
+        raise UploadRejected("UPLOAD_TOO_LARGE", f"The file is {len(data) / 2**20:.1f} MB; the limit is "
+                             f"{settings.UPLOAD_MAX_BYTES / 2**20:.0f} MB. Split the document or compress it.")
     try:
         pages = pdf_text.page_count(data)
     except PermanentError as exc:
@@ -77,6 +77,9 @@ def document_upload(*, owner: User, data: bytes, filename: str) -> UploadResult:
         storage.file_delete(path)
         existing = Document.objects.get(owner=owner, file_sha256=sha)
         return UploadResult(existing, existing.current_job, True)
+    except BaseException:
+        storage.file_delete(path)  # no row points at it: a refused upload leaves nothing behind
+        raise
     return UploadResult(document, job, False)
 
 
@@ -144,16 +147,43 @@ def job_cancel(*, job: Job) -> Job:
     return job
 
 
+@transaction.atomic
 def job_retry(*, job: Job) -> Job:
-    """Start a new job for a failed or cancelled job's document, from the stage that failed."""
+    """Start a new job for a failed or cancelled job's document, from the stage that failed.
+
+    Refused (JOB_NOT_FAILED, JOB_ACTIVE) unless the job failed or was cancelled and no other job of
+    its document is still running.
+    """
+    job = Job.objects.select_related("document").get(pk=job.pk)
     if job.status not in FAILED | {Status.CANCELLED}:
         raise PermanentError("JOB_NOT_FAILED", f"Only failed or cancelled jobs can be retried; this one is {job.status}.")
+    document_refuse_if_busy(document=job.document)
     failed_stage = next((name for name in STAGE_ORDER if job.stage_times.get(name, {}).get("started")
                          and not job.stage_times.get(name, {}).get("finished")), "parse")
     from_stage = {"parse": "parse", "validate": "parse", "chunk": "chunk", "embed": "embed", "finalize": "embed"}[failed_stage]
     if from_stage != "parse" and not job.document.parsed_path:
         from_stage = "parse"
     return job_start(document=job.document, from_stage=from_stage)
+
+
+def document_refuse_if_busy(*, document: Document) -> None:
+    """Lock the document row and raise JOB_ACTIVE if one of its jobs has not ended.
+
+    The lock makes two concurrent retries/reprocesses of one document start one job, not two.
+    Call inside a transaction.
+    """
+    Document.objects.select_for_update().filter(pk=document.pk).first()
+    active = Job.objects.filter(document_id=document.pk).exclude(status__in=TERMINAL).first()
+    if active is not None:
+        raise PermanentError("JOB_ACTIVE", f"The document is still being processed (job {active.id} is "
+                             f"{active.status}). Wait for it to finish or cancel it, then try again.")
+
+
+@transaction.atomic
+def document_reprocess(*, document: Document, from_stage: str) -> Job:
+    """Start a new job for ``document`` from ``from_stage``; refused (JOB_ACTIVE) while another job runs."""
+    document_refuse_if_busy(document=document)
+    return job_start(document=document, from_stage=from_stage)
 
 
 def document_delete(*, document: Document) -> None:

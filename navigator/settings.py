@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "django_q",
     "health_check",
     "ingestion",
@@ -170,6 +171,17 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# --- Client API: throttles, per-member limits, audit -------------------------------------------
+# Rates are read on every request (ingestion/api/throttles.py), so they can be changed per deployment.
+API_UPLOADS_PER_DAY = env_int("API_UPLOADS_PER_DAY", 200)  # uploads per member per rolling 24 h
+API_STATUS_POLLS_PER_MINUTE = env_int("API_STATUS_POLLS_PER_MINUTE", 120)  # reads of documents/jobs/events
+API_AUTH_ATTEMPTS_PER_MINUTE = env_int("API_AUTH_ATTEMPTS_PER_MINUTE", 20)  # token requests per client IP
+API_MAX_ACTIVE_JOBS = env_int("API_MAX_ACTIVE_JOBS", 5)  # a member's jobs not yet ended
+# What a member at the active-jobs cap is told to wait; a small document finishes in about this long.
+API_ACTIVE_JOBS_RETRY_SECONDS = env_int("API_ACTIVE_JOBS_RETRY_SECONDS", 30)
+# Proxies in front of the web server that set X-Forwarded-For (audit records take the client IP from it).
+API_TRUSTED_PROXY_COUNT = env_int("API_TRUSTED_PROXY_COUNT", 0)
+
 # --- Background work: django-q2 on the ORM broker (same PostgreSQL) ---------------------------
 QCLUSTER_WORKERS = env_int("QCLUSTER_WORKERS", 2)
 STAGE_TIMEOUT_SECONDS = env_int("STAGE_TIMEOUT_SECONDS", 600)
@@ -243,7 +255,8 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The preload flag only marks the header; submitting the domain to browsers' preload list is a separate, manual step.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$", r"^fakes/"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024

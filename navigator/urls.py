@@ -3,13 +3,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from health_check.views import HealthCheckView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from monitoring.health import HEALTH_CHECKS
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/v1/auth/token/", obtain_auth_token, name="auth-token"),
     path("api/v1/", include("ingestion.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -1,6 +1,8 @@
 """Shared fixtures: members, generated PDFs, and the fakes served over real HTTP by a live server."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 from model_bakery import baker
 
@@ -32,7 +34,12 @@ def providers(live_server, settings):
     settings.PARSER_BACKEND = "llamaparse"
     settings.RETRY_BASE_SECONDS = 0.05
     settings.RETRY_MAX_SECONDS = 0.2
-    return live_server
+    yield live_server
+    # The fake parser finishes jobs on background threads that call back into the (session-wide) live
+    # server; let them end before the next test, so none reaches the database between tests.
+    for thread in threading.enumerate():
+        if thread.name.startswith("fake-parse-"):
+            thread.join(timeout=10)
 
 
 @pytest.fixture

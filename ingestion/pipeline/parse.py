@@ -4,6 +4,7 @@ Idempotent: a job that already has a parser job id polls it instead of uploading
 """
 from __future__ import annotations
 
+import secrets
 import select
 import time
 
@@ -74,8 +75,11 @@ def _pages_via_llamaparse(job: Job, data: bytes, ctx) -> list[str]:
     with LlamaParseClient() as client:
         try:
             if not job.parse_job_id:
+                if not job.webhook_secret:
+                    job.webhook_secret = secrets.token_hex(32)
+                    Job.objects.filter(pk=job.pk).update(webhook_secret=job.webhook_secret)
                 job.parse_job_id = client.upload(data=data, filename=job.document.filename,
-                                                 webhook_url=webhook_url_for(job))
+                                                 webhook_url=webhook_url_for(job), webhook_secret=job.webhook_secret)
                 # Saved at once: a retry after a crash polls this parser job instead of paying twice.
                 Job.objects.filter(pk=job.pk).update(parse_job_id=job.parse_job_id)
                 ctx.event("parse_submitted", message="The document was sent to the parser.",

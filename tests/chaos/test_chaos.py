@@ -53,6 +53,12 @@ def schedules(db):
         (getattr(module, "create_schedules", None) or module.create_schedule)(django_apps, None)
 
 
+@pytest.fixture(autouse=True)
+def bulk_uploads(settings):
+    """These tests upload dozens of documents at once as one member: lift the per-member API limits."""
+    settings.API_MAX_ACTIVE_JOBS = settings.API_UPLOADS_PER_DAY = 100_000
+
+
 @pytest.fixture
 def clusters(providers, tmp_path, schedules):
     started: list[QCluster] = []

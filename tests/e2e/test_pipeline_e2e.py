@@ -24,23 +24,25 @@ def qcluster(providers, tmp_path):
     print(cluster.log_tail())
 
 
-def test_uploaded_pdf_is_processed_by_a_real_qcluster(qcluster, providers, member, settings):
+def test_uploaded_pdf_is_processed_by_a_real_qcluster(qcluster, providers, member, settings, request):
     # given a member with an API token and a generated 6-page PDF
     token = Token.objects.create(user=member)
     data = build_document(6, seed=7)
     expected = len(chunk_markdown(pdf_to_markdown_pages(data), max_tokens=settings.CHUNK_MAX_TOKENS,
                                   overlap_tokens=settings.CHUNK_OVERLAP_TOKENS))
     client = httpx.Client(base_url=providers.url, headers={"Authorization": f"Token {token.key}"}, timeout=30)
+    # a kept-alive connection would hold a live-server thread (and its database session) past the test
+    request.addfinalizer(client.close)
     # when it is uploaded through the API
     response = client.post("/api/v1/documents/", files={"file": ("policy.pdf", data, "application/pdf")})
     assert response.status_code == 201, response.text
     document_id = response.json()["document"]["id"]
     status = None
-    for _ in range(600):  # bounded: at most 60 s
+    for _ in range(120):  # bounded: at most 60 s, polling twice a second (within the API's poll limit)
         status = client.get(f"/api/v1/documents/{document_id}/").json()["status"]
         if status in ("complete", "failed_parse", "failed_chunking", "failed_embedding"):
             break
-        time.sleep(0.1)
+        time.sleep(0.5)
     # then the cluster took it through every stage
     assert status == "complete", qcluster.poll()
     document = Document.objects.get(pk=document_id)
