@@ -126,7 +126,7 @@ class Stack:
         return {**os.environ, "DATABASE_URL": os.environ["DATABASE_URL"], "NAVIGATOR_URL": self.url,
                 "LLAMAPARSE_BASE_URL": f"{self.url}/fakes/llamaparse", "OPENAI_BASE_URL": f"{self.url}/fakes/openai/v1",
                 "WEBHOOK_BASE_URL": self.url, "FAKE_LATENCY_MS": str(self.latency_ms),
-                "QCLUSTER_WORKERS": str(self.workers), "QCLUSTER_NAME": f"bench-{os.getpid()}", "LOG_LEVEL": "WARNING",
+                "QCLUSTER_WORKERS": str(self.workers), "QCLUSTER_NAME": f"bench-{os.getpid()}", "LOG_LEVEL": "WARNING", "QCLUSTER_LOG_LEVEL": "INFO",
                 # the benchmark member uploads its whole corpus at once: the per-member limits would queue it
                 "API_MAX_ACTIVE_JOBS": "100000", "API_UPLOADS_PER_DAY": "100000"}
 

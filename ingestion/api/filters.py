@@ -1,11 +1,17 @@
 """Query parameters of the document list: status and creation time (django-filter)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import django_filters
 from django import forms
 
 from ingestion.models import Document
 from ingestion.statuses import Status
+
+
+# Real time zones lie within UTC-12 and UTC+14; PostgreSQL refuses offsets much beyond that.
+MAX_UTC_OFFSET = timedelta(hours=14)
 
 
 class StrictFilterForm(forms.Form):
@@ -17,6 +23,10 @@ class StrictFilterForm(forms.Form):
             values = self.data.getlist(name) if hasattr(self.data, "getlist") else []
             if values and all(value == "" for value in values):
                 self.add_error(name, "Give a value, or leave the parameter out.")
+            value = cleaned.get(name)
+            offset = value.utcoffset() if hasattr(value, "utcoffset") else None
+            if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+                self.add_error(name, "Use a time zone offset between -14:00 and +14:00 (or Z for UTC).")
         return cleaned
 
 

@@ -81,6 +81,13 @@ def test_list_filters_by_status_and_created_date_orders_and_paginates(api, membe
     assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
 
 
+def test_list_refuses_a_date_with_an_impossible_time_zone(api):
+    response = api.get("/api/v1/documents/", {"created_after": "0249-10-23T20:10:36-21:32"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert response.json()["error"]["field"] == "created_after"
+
+
 def test_list_refuses_an_unknown_status_filter(api):
     response = api.get("/api/v1/documents/?status=shredded")
     assert response.status_code == 400

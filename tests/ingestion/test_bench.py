@@ -24,7 +24,7 @@ def test_percentile_and_spread():
 def test_bench_runs_documents_through_a_real_stack_and_saves_its_figures(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database_url())  # the stack it starts uses the test database
     out = StringIO()
-    call_command("bench", "--sizes", "1", "3", "--repeat", "1", "--eoc", "", "--json", str(tmp_path / "b.json"),
+    call_command("bench", "--sizes", "1", "3", "--repeat", "1", "--eoc", "", "--timeout", "120", "--json", str(tmp_path / "b.json"),
                  stdout=out)
     figures = json.loads((tmp_path / "b.json").read_text())
     summary = figures["summary"]
