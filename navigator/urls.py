@@ -6,6 +6,7 @@ from health_check.views import HealthCheckView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from monitoring.health import HEALTH_CHECKS
+from monitoring.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,6 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("health/", HealthCheckView.as_view(checks=HEALTH_CHECKS), name="health"),
+    path("monitoring/", include("monitoring.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]
 if settings.FAKES_ENABLED:
     urlpatterns.append(path("fakes/", include("fakes.urls")))
