@@ -262,13 +262,14 @@ class WorkerStatus:
 
 def live_clusters() -> list[dict]:
     """django-q2 clusters alive now: each saves its status to the shared cache every half second, expiring in 3 s."""
+    from django_q.conf import Conf
     from django_q.status import Stat
 
     now = timezone.now()
     return [{"id": str(stat.cluster_id), "host": stat.host, "status": stat.status, "workers": len(stat.workers),
              "reincarnations": stat.reincarnations, "task_queue": stat.task_q_size,
              "uptime_seconds": (now - stat.tob).total_seconds() if stat.tob else None}
-            for stat in Stat.get_all()]
+            for stat in Stat.get_all() if stat.status != Conf.STOPPED]
 
 
 def worker_status(*, now: datetime | None = None) -> WorkerStatus:
