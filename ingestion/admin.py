@@ -167,7 +167,16 @@ class JobAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     list_per_page = 50
     readonly_fields = ["cost_estimate", *[f.name for f in Job._meta.fields if f.name != "webhook_secret"]]
-    exclude = ["webhook_secret"]
+    fieldsets = [
+        (None, {"fields": ["id", "document", "status", "start_stage", "progress", "attempts"]}),
+        ("Last error", {"fields": ["last_error_code", "last_error_message", "last_error_retryable"]}),
+        ("Worker lease and retry", {"fields": ["lease_owner", "lease_expires_at", "next_attempt_at", "parse_job_id"]}),
+        ("Counts and cost", {"fields": ["page_count", "chunk_count", "tokens_embedded", "provider_calls",
+                                        "cost_estimate", "cost_estimate_usd"]}),
+        ("Times", {"fields": ["created_at", "updated_at", "finished_at", "stage_times"]}),
+        ("Versions", {"classes": ["collapse"], "fields": ["chunker_version", "embed_model", "embed_dimensions",
+                                                          "correlation_id"]}),
+    ]
     inlines = [EventInline]
     actions = ["retry", "cancel", _reprocess_action("parse"), _reprocess_action("chunk"), _reprocess_action("embed")]
 

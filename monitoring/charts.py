@@ -21,8 +21,8 @@ def _nice_max(value: float) -> float:
     return value
 
 
-def stacked_columns(buckets: list[tuple[str, int, int]], *, title: str, label_every: int = 10,
-                    width: int = 640, height: int = 180) -> SafeString:
+def stacked_columns(buckets: list[tuple[str, int, int]], *, title: str, label_every: int = 15,
+                    width: int = 420, height: int = 150) -> SafeString:
     """Columns of (label, complete, failed) per time bucket, failed stacked on complete, with a y axis."""
     left, bottom, top = 36, 22, 8
     plot_w, plot_h = width - left - 8, height - bottom - top
@@ -45,8 +45,10 @@ def stacked_columns(buckets: list[tuple[str, int, int]], *, title: str, label_ev
                 y -= h
                 parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{color}">'
                              f"<title>{escape(label)}: {value} {name}</title></rect>")
-        if index % label_every == 0 or index == len(buckets) - 1:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="11" '
+        last = index == len(buckets) - 1
+        if index % label_every == 0 or last:
+            anchor = "end" if last else "start" if index == 0 else "middle"
+            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="{anchor}" font-size="11" '
                          f'fill="{COLORS["text"]}">{escape(label)}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -57,7 +58,8 @@ def dashboard(request):
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
         "throughput_minute_chart": charts.stacked_columns(per_minute, title="Jobs ended per minute, last hour"),
         "throughput_hour_chart": charts.stacked_columns(per_hour, title="Jobs ended per hour, last 24 hours",
-                                                        label_every=4),
+                                                        label_every=6),
+        "job_statuses": " · ".join(f"{status} {count}" for status, count in snap.jobs.items() if count) or "none",
         "completed_last_hour": sum(b.complete for b in snap.per_minute),
         "failed_last_hour": sum(b.failed for b in snap.per_minute),
         "status_chart": charts.horizontal_bars([(s, c, str(c)) for s, c in statuses], title="Documents by status"),
@@ -71,7 +73,8 @@ def dashboard(request):
         "backlog_age": _fmt_seconds(snap.backlog.oldest_age_seconds),
         "backlog_limit": _fmt_seconds(settings.BACKLOG_MAX_AGE_SECONDS),
         "backlog_over": (snap.backlog.oldest_age_seconds or 0) > settings.BACKLOG_MAX_AGE_SECONDS,
-        "heartbeat_age": _fmt_seconds(snap.workers.last_seen_age),
+        "heartbeat_age": (f"{_fmt_seconds(snap.workers.last_seen_age)} ago" if snap.workers.last_seen_age is not None
+                          else "never"),
         "providers": providers,
         "cost_today": snap.costs[-1].usd if snap.costs else 0,
         "cost_chart": charts.horizontal_bars([(c.day.strftime("%a %d %b"), float(c.usd), f"${c.usd:.4f}")
@@ -79,3 +82,10 @@ def dashboard(request):
         "prices": {"page": settings.PARSE_PRICE_PER_PAGE_USD, "million_tokens": settings.EMBED_PRICE_PER_MILLION_TOKENS_USD},
     }
     return render(request, "monitoring/dashboard.html", context)
+
+
+def favicon(request):
+    """Browsers ask every site for /favicon.ico; answer 'nothing here' without an error in their console."""
+    response = HttpResponse(status=204)
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

@@ -7,6 +7,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from monitoring.health import HEALTH_CHECKS
 from monitoring.metrics import metrics_view
+from monitoring.views import favicon
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -17,6 +18,7 @@ urlpatterns = [
     path("health/", HealthCheckView.as_view(checks=HEALTH_CHECKS), name="health"),
     path("monitoring/", include("monitoring.urls")),
     path("metrics", metrics_view, name="metrics"),
+    path("favicon.ico", favicon),
 ]
 if settings.FAKES_ENABLED:
     urlpatterns.append(path("fakes/", include("fakes.urls")))

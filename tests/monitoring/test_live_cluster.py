@@ -1,0 +1,114 @@
+"""With a real qcluster process and a real HTTP server: the deployment gate and the worker health check."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from ingestion.models import Document, WorkerHeartbeat
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    return f"postgresql://{s['USER']}:{s['PASSWORD'] or ''}@/{s['NAME']}?host={s['HOST']}" if str(
+        s["HOST"]).startswith("/") else f"postgresql://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def worker_check(url: str) -> str:
+    return httpx.get(f"{url}/health/", params={"format": "json"}, timeout=30).json()["WorkerHeartbeatFresh()"]
+
+
+@pytest.fixture
+def qcluster(providers, tmp_path):
+    """A qcluster subprocess on the test database that has run its first heartbeat task."""
+    from django_q.tasks import async_task
+
+    env = {**os.environ, "DATABASE_URL": database_url(), "LLAMAPARSE_BASE_URL": f"{providers.url}/fakes/llamaparse",
+           "OPENAI_BASE_URL": f"{providers.url}/fakes/openai/v1", "WEBHOOK_BASE_URL": providers.url}
+    log = open(tmp_path / "qcluster.log", "w+")
+    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    # The schedule writes the heartbeat every minute; ask a worker for the first one now.
+    async_task("ingestion.tasks.heartbeat")
+    for _ in range(300):  # bounded: at most 30 s
+        if WorkerHeartbeat.objects.exists() and worker_check(providers.url) == "OK":
+            break
+        time.sleep(0.1)
+    yield process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    log.seek(0)
+    print(log.read()[-3000:])
+
+
+def test_verify_deployment_passes_against_a_running_deployment(qcluster, providers, capsys):
+    # when the gate runs against the live server with a worker cluster
+    call_command("verify_deployment", url=providers.url, timeout=90)
+    # then every step passed and the canary is gone
+    out = capsys.readouterr().out
+    for step in ("health", "canary-account", "upload", "process", "search", "delete"):
+        assert f"[ok] {step}" in out
+    assert "deployment verified" in out
+    assert not Document.objects.filter(owner__username="deploy-canary").exists()
+
+
+def test_stopping_the_qcluster_turns_health_red_within_a_minute_and_fails_the_gate(qcluster, providers):
+    # given a healthy worker cluster
+    assert worker_check(providers.url) == "OK"
+    # when it stops
+    qcluster.terminate()
+    qcluster.wait(timeout=30)
+    stopped = time.monotonic()
+    result = "OK"
+    while time.monotonic() - stopped < 60 and result == "OK":  # bounded: the promise is "within a minute"
+        time.sleep(0.5)
+        result = worker_check(providers.url)
+    print(f"health turned red {time.monotonic() - stopped:.1f}s after the qcluster stopped")
+    # then /health/ names it, and the deployment gate fails at the health step
+    assert "No qcluster is running" in result
+    with pytest.raises(CommandError, match=r"failed at step 'health': .*WorkerHeartbeatFresh.*No qcluster is running"):
+        call_command("verify_deployment", url=providers.url, timeout=10)
+
+
+def test_verify_deployment_without_any_qcluster_fails_naming_the_health_step(providers):
+    with pytest.raises(CommandError, match=r"failed at step 'health': .*No qcluster has ever reported"):
+        call_command("verify_deployment", url=providers.url, timeout=5)
+    assert not Document.objects.exists()  # nothing was uploaded
+
+
+def test_verify_deployment_fails_naming_the_process_step_when_no_worker_takes_the_canary(providers, capsys):
+    # given a deployment whose health passes (a token given; a cluster status and heartbeat as a
+    # qcluster leaves them) but whose workers take nothing: the canary can only time out
+    from django.core.cache import cache
+    from django.utils import timezone
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+    from django_q.signing import SignedPackage
+    from django_q.status import Stat, Status
+
+    status = Status(pid=1, cluster_id="00000000-0000-0000-0000-000000000001")
+    status.status = Conf.IDLE
+    broker = get_broker()
+    broker.set_stat(Stat.get_key(status.cluster_id), SignedPackage.dumps(status, True), 600)
+    WorkerHeartbeat.objects.create(worker="idle-host:1", seen_at=timezone.now())
+    # when
+    with pytest.raises(CommandError, match=r"failed at step 'process': the canary was still 'uploaded'.*qcluster"):
+        call_command("verify_deployment", url=providers.url, timeout=8)
+    # then the canary it uploaded was removed again
+    assert "[ok] upload" in capsys.readouterr().out
+    assert not Document.objects.exists()
+    cache.clear()
