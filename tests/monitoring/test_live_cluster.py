@@ -30,16 +30,12 @@ def worker_check(url: str) -> str:
 
 @pytest.fixture
 def qcluster(providers, tmp_path):
-    """A qcluster subprocess on the test database that has run its first heartbeat task."""
-    from django_q.tasks import async_task
-
+    """A qcluster subprocess on the test database whose workers have started (and said so)."""
     env = {**os.environ, "DATABASE_URL": database_url(), "LLAMAPARSE_BASE_URL": f"{providers.url}/fakes/llamaparse",
            "OPENAI_BASE_URL": f"{providers.url}/fakes/openai/v1", "WEBHOOK_BASE_URL": providers.url}
     log = open(tmp_path / "qcluster.log", "w+")
     process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
-    # The schedule writes the heartbeat every minute; ask a worker for the first one now.
-    async_task("ingestion.tasks.heartbeat")
     for _ in range(300):  # bounded: at most 30 s
         if WorkerHeartbeat.objects.exists() and worker_check(providers.url) == "OK":
             break
@@ -81,12 +77,12 @@ def test_stopping_the_qcluster_turns_health_red_within_a_minute_and_fails_the_ga
     # then /health/ names it, and the deployment gate fails at the health step
     assert "No qcluster is running" in result
     with pytest.raises(CommandError, match=r"failed at step 'health': .*WorkerHeartbeatFresh.*No qcluster is running"):
-        call_command("verify_deployment", url=providers.url, timeout=10)
+        call_command("verify_deployment", url=providers.url, timeout=3)
 
 
 def test_verify_deployment_without_any_qcluster_fails_naming_the_health_step(providers):
     with pytest.raises(CommandError, match=r"failed at step 'health': .*No qcluster has ever reported"):
-        call_command("verify_deployment", url=providers.url, timeout=5)
+        call_command("verify_deployment", url=providers.url, timeout=3)
     assert not Document.objects.exists()  # nothing was uploaded
 
 

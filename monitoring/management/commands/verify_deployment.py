@@ -18,6 +18,8 @@ from ingestion.statuses import FAILED, TERMINAL
 from monitoring.canary import canary_marker, canary_pdf
 
 CANARY_FILENAME_PREFIX = "deployment-canary-"
+# A deployment that just started may need a few seconds before its workers report in.
+HEALTH_WAIT_SECONDS = 30
 
 
 class StepFailed(Exception):
@@ -99,15 +101,30 @@ class Command(BaseCommand):
     # --- steps ------------------------------------------------------------------------------
 
     def check_health(self, base: str) -> None:
+        """Green health, waiting up to HEALTH_WAIT_SECONDS (within the budget) for a deployment still starting."""
+        give_up = min(self.deadline, time.monotonic() + HEALTH_WAIT_SECONDS)
+        while True:
+            try:
+                failure = self._health_failure(base)
+            except httpx.TransportError as exc:
+                failure = f"{base}/health/ could not be reached ({exc.__class__.__name__})."
+            if failure is None:
+                return
+            if time.monotonic() + 2 > give_up:
+                raise StepFailed("health", failure)
+            time.sleep(2)
+
+    def _health_failure(self, base: str) -> str | None:
         response = httpx.get(f"{base}/health/", params={"format": "json"}, timeout=self.http_timeout("health"))
         try:
             checks = response.json()
         except ValueError:
-            raise StepFailed("health", f"/health/ answered HTTP {response.status_code} without JSON.") from None
+            return f"/health/ answered HTTP {response.status_code} without JSON."
         failing = {name: result for name, result in checks.items() if result != "OK"}
         if response.status_code != 200 or failing:
             detail = "; ".join(f"{name}: {result}" for name, result in failing.items())
-            raise StepFailed("health", f"HTTP {response.status_code}; {detail or 'no check details'}")
+            return f"HTTP {response.status_code}; {detail or 'no check details'}"
+        return None
 
     def canary_token(self) -> str:
         User = get_user_model()
