@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import (Aggregate, Case, Count, F, FloatField, Func, IntegerField, Max, Min, OuterRef, Q,
+from django.db.models import (Aggregate, Case, Count, F, FloatField, Func, IntegerField, Max, OuterRef, Q,
                               QuerySet, Subquery, Sum, Value, When)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, TruncDate, TruncHour, TruncMinute

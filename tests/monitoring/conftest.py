@@ -10,6 +10,17 @@ from model_bakery import baker
 from ingestion.models import Document, Event, Job
 
 
+@pytest.fixture(autouse=True)
+def empty_shared_cache(django_db_blocker):
+    """The cache is a database table outside any model, so test transactions and flushes leave it alone:
+    empty it, or one test's alert-evaluation time and cluster status would leak into the next."""
+    from django.core.cache import cache
+
+    with django_db_blocker.unblock():
+        cache.clear()
+    yield
+
+
 @pytest.fixture
 def now():
     return timezone.now()

@@ -120,9 +120,6 @@ def test_a_failing_webhook_is_recorded_and_the_alert_still_opens(settings):
 
 
 def test_evaluation_when_stale_runs_only_if_the_schedule_has_not(db):
-    from django.core.cache import cache
-
-    cache.clear()
     assert alerts_evaluate_if_stale(max_age_seconds=120) is True  # never evaluated: runs
     assert alerts_evaluate_if_stale(max_age_seconds=120) is False  # just evaluated: skipped
 
