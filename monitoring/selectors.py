@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import (Aggregate, Case, Count, F, FloatField, Func, IntegerField, Max, OuterRef, Q,
-                              QuerySet, Subquery, Sum, Value, When)
+from django.db import connection
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
@@ -32,22 +32,6 @@ PROVIDER_STAGE = {"llamaparse": "parse", "openai": "embed"}
 # many-minute parses of 500-page documents.
 STAGE_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 WAITING_STATUSES = [s for s in Status.values if s not in TERMINAL]
-
-
-class Percentile(Aggregate):
-    """PostgreSQL's percentile_cont: the continuous percentile of an ordered set."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression, fraction: float, **extra):
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
-class EpochSeconds(Func):
-    template = "EXTRACT(EPOCH FROM %(expressions)s)"
-    output_field = FloatField()
 
 
 # --- Counts ------------------------------------------------------------------------------------
@@ -95,15 +79,27 @@ def throughput(*, bucket: str = "minute", buckets: int = 60, now: datetime | Non
 
 # --- Stage latency -----------------------------------------------------------------------------
 
-def _stage_runs(since: datetime | None = None) -> QuerySet:
-    """One row per finished stage of a job with its latency: first start (retries and waits included) to finish."""
-    first_start = (Event.objects.filter(job_id=OuterRef("job_id"), stage=OuterRef("stage"), type="stage_started")
-                   .order_by("created_at").values("created_at")[:1])
-    runs = Event.objects.order_by().filter(type="stage_finished")
-    if since is not None:
-        runs = runs.filter(created_at__gte=since)
-    return runs.annotate(started_at=Subquery(first_start)).filter(started_at__isnull=False).annotate(
-        seconds=EpochSeconds(F("created_at") - F("started_at")))
+# One row per (job, stage) that finished: first start (retries and parser waits included) to finish.
+# Written in SQL because the ORM would repeat a correlated subquery inside every aggregate (ten times
+# slower on 50k events); this way each event row is read once.
+STAGE_RUNS_SQL = f"""
+    SELECT stage, EXTRACT(EPOCH FROM finished - started) AS seconds
+    FROM (SELECT job_id, stage,
+                 min(created_at) FILTER (WHERE type = 'stage_started') AS started,
+                 max(created_at) FILTER (WHERE type = 'stage_finished') AS finished
+          FROM {Event._meta.db_table}
+          WHERE type IN ('stage_started', 'stage_finished') {{job_filter}}
+          GROUP BY job_id, stage) AS per_job
+    WHERE started IS NOT NULL AND finished IS NOT NULL {{finished_filter}}
+"""
+
+
+def _stage_runs_query(since: datetime | None) -> tuple[str, list]:
+    if since is None:
+        return STAGE_RUNS_SQL.format(job_filter="", finished_filter=""), []
+    job_filter = (f"AND job_id IN (SELECT job_id FROM {Event._meta.db_table} "
+                  "WHERE type = 'stage_finished' AND created_at >= %s)")
+    return STAGE_RUNS_SQL.format(job_filter=job_filter, finished_filter="AND finished >= %s"), [since, since]
 
 
 @dataclass
@@ -117,10 +113,21 @@ class StageLatency:
 
 def stage_latency(*, since: datetime) -> list[StageLatency]:
     """Per stage, in pipeline order: how many finished since ``since`` and their p50/p95/max seconds."""
-    rows = {row["stage"]: row for row in _stage_runs(since).values("stage").annotate(
-        count=Count("id"), p50=Percentile("seconds", 0.5), p95=Percentile("seconds", 0.95), max=Max("seconds"))}
-    return [StageLatency(stage, rows.get(stage, {}).get("count", 0), rows.get(stage, {}).get("p50"),
-                         rows.get(stage, {}).get("p95"), rows.get(stage, {}).get("max")) for stage in STAGE_ORDER]
+    runs, params = _stage_runs_query(since)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT stage, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), "
+                       f"percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds), max(seconds) "
+                       f"FROM ({runs}) AS runs GROUP BY stage", params)
+        rows = {stage: (count, p50, p95, top) for stage, count, p50, p95, top in cursor.fetchall()}
+    result = []
+    for stage in STAGE_ORDER:
+        count, p50, p95, top = rows.get(stage, (0, None, None, None))
+        result.append(StageLatency(stage, count, _float(p50), _float(p95), _float(top)))
+    return result
+
+
+def _float(value) -> float | None:
+    return float(value) if value is not None else None
 
 
 @dataclass
@@ -133,16 +140,19 @@ class StageHistogram:
 
 def stage_duration_histograms(buckets: tuple[float, ...] = STAGE_SECONDS_BUCKETS) -> list[StageHistogram]:
     """Cumulative histogram of every stage run ever finished (what Prometheus expects from a histogram)."""
-    aggregates = {f"le_{index}": Count("id", filter=Q(seconds__lte=bound)) for index, bound in enumerate(buckets)}
-    rows = {row["stage"]: row for row in _stage_runs().values("stage").annotate(
-        count=Count("id"), total=Coalesce(Sum("seconds"), 0.0), **aggregates)}
+    runs, params = _stage_runs_query(None)
+    counts = ", ".join("count(*) FILTER (WHERE seconds <= %s)" for _ in buckets)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT stage, count(*), coalesce(sum(seconds), 0), {counts} FROM ({runs}) AS runs "
+                       "GROUP BY stage", [*params, *buckets])
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
     result = []
     for stage in STAGE_ORDER:
-        row = rows.get(stage)
-        if row is None:
+        if stage not in rows:
             continue
-        cumulative = [(bound, row[f"le_{index}"]) for index, bound in enumerate(buckets)]
-        result.append(StageHistogram(stage, cumulative + [(float("inf"), row["count"])], row["count"], row["total"]))
+        count, total, *cumulative = rows[stage]
+        pairs = list(zip(buckets, cumulative, strict=True)) + [(float("inf"), count)]
+        result.append(StageHistogram(stage, pairs, count, float(total)))
     return result
 
 
