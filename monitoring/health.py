@@ -1,14 +1,17 @@
 """Our health checks for /health/ (django-health-check): migrations, workers, backlog, providers."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
+from health_check.views import HealthCheckView
 
 from monitoring import probes, selectors
 
@@ -75,3 +78,29 @@ HEALTH_CHECKS = [
     (ProviderReachable, {"provider": "llamaparse"}),
     (ProviderReachable, {"provider": "openai"}),
 ]
+
+
+class ConnectionClosingExecutor(ThreadPoolExecutor):
+    """Runs each synchronous check in a pool thread and closes that thread's database connections after it.
+
+    Django closes connections only in the request's own thread; without this every /health/ call
+    left its checks' connections open until PostgreSQL ran out of them.
+    """
+
+    def submit(self, fn, /, *args, **kwargs):
+        def run():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                connections.close_all()
+
+        return super().submit(run)
+
+
+class HealthView(HealthCheckView):
+    checks = HEALTH_CHECKS
+
+    @contextlib.contextmanager
+    def get_executor(self):
+        with ConnectionClosingExecutor(max_workers=len(HEALTH_CHECKS), thread_name_prefix="health") as executor:
+            yield executor

@@ -106,3 +106,49 @@ def test_verify_deployment_fails_naming_the_process_step_when_no_worker_takes_th
     # then the canary it uploaded was removed again
     assert "[ok] upload" in capsys.readouterr().out
     assert not Document.objects.exists()
+
+
+GUNICORN_WORKERS, GUNICORN_THREADS = 2, 4
+APPLICATION_NAME = "navigator-gunicorn-test"
+
+
+@pytest.fixture
+def gunicorn(db, tmp_path):
+    """The production web server (as in the Procfile) on the test database, on a free loopback port."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    # As `make run` does: the same server answers the provider probes with its fakes.
+    env = {**os.environ, "DATABASE_URL": f"{database_url()}{'&' if '?' in database_url() else '?'}"
+                                          f"application_name={APPLICATION_NAME}", "NAVIGATOR_URL": url}
+    log = open(tmp_path / "gunicorn.log", "w+")
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "navigator.wsgi", "--bind", f"127.0.0.1:{port}",
+                                "--workers", str(GUNICORN_WORKERS), "--threads", str(GUNICORN_THREADS)], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    for _ in range(200):  # bounded: at most 20 s
+        try:
+            httpx.get(f"{url}/favicon.ico", timeout=2)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_health_checks_under_gunicorn_do_not_leave_database_connections_open(gunicorn):
+    def server_connections() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APPLICATION_NAME])
+            return cursor.fetchone()[0]
+
+    # when the server answers sixty health calls (five of the eight checks use the database, in pool threads)
+    for _ in range(60):
+        worker_check(gunicorn)
+    # then it holds at most one persistent connection per request thread, none per check run
+    held = server_connections()
+    print(f"database connections held by gunicorn after 60 /health/ calls: {held}")
+    assert held <= GUNICORN_WORKERS * GUNICORN_THREADS
