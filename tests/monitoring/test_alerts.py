@@ -140,3 +140,11 @@ def test_the_migration_schedules_alert_evaluation_every_minute(db):
     call_command("migrate", "monitoring", verbosity=0)
     schedule = Schedule.objects.get(name="monitoring-alerts")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("monitoring.tasks.evaluate_alerts", "I", 1)
+
+
+def test_alert_history_is_listed_read_only_in_the_admin(client, django_user_model):
+    alerts_evaluate()
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-for-tests"))
+    listing = client.get("/admin/monitoring/alert/")
+    assert listing.status_code == 200 and b"No worker heartbeat" in listing.content
+    assert client.get("/admin/monitoring/alert/add/").status_code == 403
