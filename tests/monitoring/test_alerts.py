@@ -140,6 +140,11 @@ def test_the_migration_schedules_alert_evaluation_every_minute(db):
     call_command("migrate", "monitoring", verbosity=0)
     schedule = Schedule.objects.get(name="monitoring-alerts")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("monitoring.tasks.evaluate_alerts", "I", 1)
+    # and the scheduled function evaluates every rule
+    from django.utils.module_loading import import_string
+
+    assert set(import_string(schedule.func)()) == {"failure_rate", "backlog_age", "worker_heartbeat",
+                                                   "provider_error_rate"}
 
 
 def test_alert_history_is_listed_read_only_in_the_admin(client, django_user_model):
