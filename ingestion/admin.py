@@ -158,7 +158,7 @@ class DocumentAdmin(ReadOnlyAdmin):
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
     list_display = ["short_id", "document_link", "owner", "status", "stage_progress", "attempts", "last_error_code",
-                    "page_count", "chunk_count", "cost", "age", "duration"]
+                    "page_count", "chunk_count", "cost", "age"]
     list_filter = ["status", ErrorCodeFilter, "start_stage", ("document__owner", admin.RelatedOnlyFieldListFilter),
                    "created_at"]
     search_fields = ["=id", "=document__id", "document__filename", "document__file_sha256", "parse_job_id",
@@ -213,12 +213,6 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description="age", ordering="created_at")
     def age(self, obj):
         return _age(obj.created_at)
-
-    @admin.display(description="took")
-    def duration(self, obj):
-        if not obj.finished_at:
-            return "–"
-        return f"{(obj.finished_at - obj.created_at).total_seconds():.1f}s"
 
     @admin.action(description="Retry (new job from the stage that failed)")
     def retry(self, request, queryset):
