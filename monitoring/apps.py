@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     verbose_name = "Monitoring"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        from monitoring.signals import heartbeat_on_worker_start
+
+        post_spawn.connect(heartbeat_on_worker_start, dispatch_uid="monitoring-heartbeat-on-spawn")

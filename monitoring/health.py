@@ -1,15 +1,19 @@
-"""Health checks beyond the database and storage: migrations applied, a qcluster alive."""
+"""Our health checks for /health/ (django-health-check): migrations, workers, backlog, providers."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from datetime import timedelta
+import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.utils import timezone
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
+from health_check.views import HealthCheckView
+
+from monitoring import probes, selectors
 
 
 @dataclasses.dataclass
@@ -23,18 +27,45 @@ class MigrationsApplied(HealthCheck):
 
 @dataclasses.dataclass
 class WorkerHeartbeatFresh(HealthCheck):
-    """Red when no qcluster has written a heartbeat recently: documents would wait for ever."""
+    """Red when no qcluster runs: no live cluster status in the shared cache, or no recent heartbeat task.
+
+    The cluster status expires 3 s after its sentinel stops, so a stopped qcluster shows within
+    seconds; the heartbeat row (a scheduled task a worker ran) proves the workers also execute tasks.
+    """
 
     def run(self) -> None:
-        from ingestion.models import WorkerHeartbeat
-
-        limit = timezone.now() - timedelta(seconds=settings.HEARTBEAT_MAX_AGE_SECONDS)
-        latest = WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
-        if latest is None:
+        status = selectors.worker_status()
+        if status.last_seen_age is None:
             raise ServiceUnavailable("No qcluster has ever reported; start one with 'python manage.py qcluster'.")
-        if latest < limit:
-            age = int((timezone.now() - latest).total_seconds())
-            raise ServiceUnavailable(f"The last qcluster heartbeat is {age}s old; the workers are down.")
+        if not status.clusters:
+            raise ServiceUnavailable("No qcluster is running (none has reported its status in the last 3 s); "
+                                     "start one with 'python manage.py qcluster'.")
+        if status.last_seen_age > settings.HEARTBEAT_MAX_AGE_SECONDS:
+            raise ServiceUnavailable(f"The last qcluster heartbeat is {status.last_seen_age:.0f}s old: the cluster "
+                                     "runs but executes no scheduled tasks.")
+
+
+@dataclasses.dataclass
+class BacklogAgeUnderThreshold(HealthCheck):
+    """Red when the oldest job waiting for a worker has waited longer than BACKLOG_MAX_AGE_SECONDS."""
+
+    def run(self) -> None:
+        backlog = selectors.backlog()
+        if backlog.oldest_age_seconds is not None and backlog.oldest_age_seconds > settings.BACKLOG_MAX_AGE_SECONDS:
+            raise ServiceUnavailable(
+                f"The oldest of {backlog.waiting} waiting jobs is {backlog.oldest_age_seconds:.0f}s old (limit "
+                f"{settings.BACKLOG_MAX_AGE_SECONDS}s); add workers or look for stuck jobs on /monitoring/.")
+
+
+@dataclasses.dataclass
+class ProviderReachable(HealthCheck):
+    provider: str = "openai"
+    timeout = datetime.timedelta(seconds=settings.PROVIDER_CHECK_TIMEOUT_SECONDS)
+
+    def run(self) -> None:
+        result = probes.provider_probe(self.provider)
+        if not result.ok:
+            raise ServiceUnavailable(f"{self.provider}: {result.detail}.")
 
 
 HEALTH_CHECKS = [
@@ -43,4 +74,33 @@ HEALTH_CHECKS = [
     "health_check.checks.Cache",
     MigrationsApplied,
     WorkerHeartbeatFresh,
+    BacklogAgeUnderThreshold,
+    (ProviderReachable, {"provider": "llamaparse"}),
+    (ProviderReachable, {"provider": "openai"}),
 ]
+
+
+class ConnectionClosingExecutor(ThreadPoolExecutor):
+    """Runs each synchronous check in a pool thread and closes that thread's database connections after it.
+
+    Django closes connections only in the request's own thread; without this every /health/ call
+    left its checks' connections open until PostgreSQL ran out of them.
+    """
+
+    def submit(self, fn, /, *args, **kwargs):
+        def run():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                connections.close_all()
+
+        return super().submit(run)
+
+
+class HealthView(HealthCheckView):
+    checks = HEALTH_CHECKS
+
+    @contextlib.contextmanager
+    def get_executor(self):
+        with ConnectionClosingExecutor(max_workers=len(HEALTH_CHECKS), thread_name_prefix="health") as executor:
+            yield executor

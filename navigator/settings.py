@@ -302,3 +302,36 @@ SEARCH_TEXT_WEIGHT = env_float("SEARCH_TEXT_WEIGHT", 1.0)
 WEBHOOK_TOLERANCE_SECONDS = env_int("WEBHOOK_TOLERANCE_SECONDS", 300)
 # A qcluster writes a heartbeat every HEARTBEAT_INTERVAL_SECONDS (its scheduler ticks every ~30 s).
 HEARTBEAT_MAX_AGE_SECONDS = env_int("HEARTBEAT_MAX_AGE_SECONDS", 90)
+
+# --- Operations: health thresholds, dashboard, metrics, alerts, deployment canary ------------
+# A job waiting (not leased by a worker) longer than this turns /health/ red and opens an alert.
+BACKLOG_MAX_AGE_SECONDS = env_int("BACKLOG_MAX_AGE_SECONDS", 900)
+# A parse_queued job whose parser answer (webhook or poll) is this late is listed as stuck.
+WEBHOOK_OVERDUE_SECONDS = env_int("WEBHOOK_OVERDUE_SECONDS", 600)
+# Reachability probes of LlamaParse and OpenAI from /health/ and the dashboard: keep them short.
+PROVIDER_CHECK_TIMEOUT_SECONDS = env_float("PROVIDER_CHECK_TIMEOUT_SECONDS", 3.0)
+DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 30)
+# Bearer token Prometheus must send to /metrics; empty leaves it open (bind it to a private network).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Alert rules: each fires when its value crosses the threshold, over the last ALERT_WINDOW_MINUTES.
+ALERT_WINDOW_MINUTES = env_int("ALERT_WINDOW_MINUTES", 15)
+ALERT_FAILURE_RATE = env_float("ALERT_FAILURE_RATE", 0.2)  # failed / ended jobs
+ALERT_FAILURE_MIN_JOBS = env_int("ALERT_FAILURE_MIN_JOBS", 5)  # fewer ended jobs: too few to judge
+ALERT_BACKLOG_AGE_SECONDS = env_int("ALERT_BACKLOG_AGE_SECONDS", BACKLOG_MAX_AGE_SECONDS)
+ALERT_HEARTBEAT_MAX_AGE_SECONDS = env_int("ALERT_HEARTBEAT_MAX_AGE_SECONDS", HEARTBEAT_MAX_AGE_SECONDS)
+ALERT_PROVIDER_ERROR_RATE = env_float("ALERT_PROVIDER_ERROR_RATE", 0.25)  # failed / all provider calls
+ALERT_PROVIDER_MIN_CALLS = env_int("ALERT_PROVIDER_MIN_CALLS", 5)
+# Delivery: both optional. Email goes through Django's email backend (EMAIL_* below).
+ALERT_EMAIL_RECIPIENTS = env_list("ALERT_EMAIL_RECIPIENTS", "")
+ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env_float("ALERT_WEBHOOK_TIMEOUT_SECONDS", 5.0)
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "navigator-alerts@localhost")
+# The member account verify_deployment uploads its canary document as.
+CANARY_USERNAME = os.environ.get("CANARY_USERNAME", "deploy-canary")
