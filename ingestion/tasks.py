@@ -16,6 +16,8 @@ from ingestion.statuses import STAGE_ORDER, STAGES, TERMINAL
 
 # A retry due within this many seconds is waited for in the worker; later ones are left to the sweeper.
 MAX_INLINE_WAIT_SECONDS = 30
+# Claims tried while the job row is locked by a short transaction, before the message is re-sent.
+BUSY_RETRIES = 8
 
 
 def run_stage(job_id: str, stage: str) -> str:
@@ -24,7 +26,17 @@ def run_stage(job_id: str, stage: str) -> str:
         wait = (job.next_attempt_at - timezone.now()).total_seconds()
         if 0 < wait <= MAX_INLINE_WAIT_SECONDS:
             time.sleep(wait)
-    return runner.run_stage(job_id, stage)
+    # "busy": another transaction holds the job row for a moment (a webhook being recorded, a lease
+    # renewal). That is never a reason to drop the wake-up: try again shortly, then re-send it.
+    for attempt in range(BUSY_RETRIES):
+        outcome = runner.run_stage(job_id, stage)
+        if outcome != "busy":
+            return outcome
+        time.sleep(0.05 * (attempt + 1))
+    from ingestion import services
+
+    services.job_enqueue(job_id=job_id, stage=stage)
+    return "busy_requeued"
 
 
 def sweep() -> dict:

@@ -57,3 +57,24 @@ def test_sweeper_leaves_healthy_and_finished_jobs_alone(member, pdf_bytes):
 def test_heartbeat_records_the_worker(db):
     tasks.heartbeat()
     assert WorkerHeartbeat.objects.count() == 1
+
+
+def test_a_wake_up_for_a_briefly_locked_job_is_not_dropped(member, pdf_bytes, settings):
+    import psycopg2
+    from django.db import connection
+
+    settings.PARSER_BACKEND = "local"
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").job
+    s = connection.settings_dict
+    other = psycopg2.connect(dbname=s["NAME"], user=s["USER"], host=s["HOST"], port=s["PORT"] or None,
+                             password=s["PASSWORD"] or None)
+    try:
+        with other.cursor() as cursor:  # another transaction holds the row for longer than the claim retries
+            cursor.execute("SELECT id FROM ingestion_job WHERE id = %s FOR UPDATE", [str(job.pk)])
+            OrmQ.objects.all().delete()
+            assert tasks.run_stage(str(job.pk), "parse") == "busy_requeued"
+        assert OrmQ.objects.count() == 1  # the wake-up was sent again, not lost
+    finally:
+        other.rollback()
+        other.close()
+    assert tasks.run_stage(str(job.pk), "parse") == Status.PARSED
