@@ -276,7 +276,11 @@ def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, worke
     user, token = _bench_member()
     stack = Stack(clusters=clusters, workers=workers, latency_ms=latency_ms, log_dir=log_dir)
     run_started = datetime.now().astimezone()
-    stack.start()
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()  # a stack that failed to start leaves no server or cluster behind
+        raise
     sampler = RssSampler(stack.pids())
     sampler.start()
     since = timezone.now()
