@@ -134,7 +134,7 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         gunicorn = Path(sys.executable).with_name("gunicorn")
         web = subprocess.Popen([str(gunicorn), "navigator.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
-                                "--threads", "8", "--timeout", "120"], cwd=ROOT, env=self.env(),
+                                "--threads", "8", "--timeout", "120", "--no-control-socket"], cwd=ROOT, env=self.env(),
                                stdout=open(self.log_dir / "web.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
         self.processes["web"].append(web)
         for n in range(self.clusters):
