@@ -111,16 +111,15 @@ def job_set_status(*, job: Job, status: str) -> list[str]:
 
 @transaction.atomic
 def job_start(*, document: Document, from_stage: str = "parse") -> Job:
-    """Create a new job for ``document`` starting at ``from_stage`` and enqueue it. Keeps older jobs' history."""
+    """Create a new job for ``document`` starting at ``from_stage`` and enqueue it. Keeps older jobs' history.
+
+    This is reprocessing too; refused (JOB_ACTIVE) while another job of the document has not ended.
+    """
     if from_stage not in ("parse", "chunk", "embed"):
         raise PermanentError("JOB_UNKNOWN_STAGE", f"Unknown stage '{from_stage}': use parse, chunk or embed.")
     if from_stage != "parse" and not document.parsed_path:
         raise PermanentError("JOB_NOT_PARSED", "The document was never parsed; reprocess it from the parse stage.")
-    given, document = document, Document.objects.select_for_update().get(pk=document.pk)
-    active = Job.objects.filter(pk=document.current_job_id).only("status").first()
-    if active is not None and active.status not in TERMINAL:
-        raise PermanentError("JOB_ACTIVE", f"The document is already being processed (job {active.pk}, "
-                             f"{active.status}). Wait for it to end, or cancel it first.")
+    document_refuse_if_busy(document=document)
     start_status = {"parse": Status.UPLOADED, "chunk": Status.PARSE_VALIDATED, "embed": Status.CHUNKS_STORED}[from_stage]
     job = Job.objects.create(document=document, status=start_status, start_stage=from_stage,
                              webhook_secret=os.urandom(16).hex(), page_count=document.page_count,
@@ -128,7 +127,6 @@ def job_start(*, document: Document, from_stage: str = "parse") -> Job:
     document.current_job = job
     document.status = start_status
     document.save(update_fields=["current_job", "status", "updated_at"])
-    given.current_job, given.status = job, start_status
     event_record(job=job, type="job_created", stage=from_stage, message=f"Processing starts at the {from_stage} stage.")
     job_enqueue(job_id=job.id, stage=from_stage)
     return job
@@ -157,7 +155,6 @@ def job_retry(*, job: Job) -> Job:
     job = Job.objects.select_related("document").get(pk=job.pk)
     if job.status not in FAILED | {Status.CANCELLED}:
         raise PermanentError("JOB_NOT_FAILED", f"Only failed or cancelled jobs can be retried; this one is {job.status}.")
-    document_refuse_if_busy(document=job.document)
     failed_stage = next((name for name in STAGE_ORDER if job.stage_times.get(name, {}).get("started")
                          and not job.stage_times.get(name, {}).get("finished")), "parse")
     from_stage = {"parse": "parse", "validate": "parse", "chunk": "chunk", "embed": "embed", "finalize": "embed"}[failed_stage]
@@ -176,14 +173,7 @@ def document_refuse_if_busy(*, document: Document) -> None:
     active = Job.objects.filter(document_id=document.pk).exclude(status__in=TERMINAL).first()
     if active is not None:
         raise PermanentError("JOB_ACTIVE", f"The document is still being processed (job {active.id} is "
-                             f"{active.status}). Wait for it to finish or cancel it, then try again.")
-
-
-@transaction.atomic
-def document_reprocess(*, document: Document, from_stage: str) -> Job:
-    """Start a new job for ``document`` from ``from_stage``; refused (JOB_ACTIVE) while another job runs."""
-    document_refuse_if_busy(document=document)
-    return job_start(document=document, from_stage=from_stage)
+                             f"{active.status}). Wait for it to end, or cancel it first.")
 
 
 def document_delete(*, document: Document) -> None:

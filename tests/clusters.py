@@ -1,8 +1,9 @@
-"""Real qcluster processes for end-to-end tests, pointed at the test database and the fakes of a live server."""
+"""Real processes for end-to-end tests: qclusters pointed at the test database and the fakes of a live server."""
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,13 @@ import psutil
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (for a server to start on, or to find closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def database_url() -> str:

@@ -240,7 +240,7 @@ class DocumentReprocessView(MemberView, APIView):
         params = s.ReprocessSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         active_jobs_check(owner=request.user)
-        job = services.document_reprocess(document=document, from_stage=params.validated_data["from_stage"])
+        job = services.job_start(document=document, from_stage=params.validated_data["from_stage"])
         return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from navigator import embedded_db
 from samples.generate import build_document
+from tests.clusters import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"complete", "failed_parse", "failed_chunking", "failed_embedding", "duplicate", "cancelled"}
@@ -25,19 +26,11 @@ TERMINAL = {"complete", "failed_parse", "failed_chunking", "failed_embedding", "
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def stack(tmp_path):
     pgdata = Path(tempfile.mkdtemp(prefix="nvrs", dir="/tmp")) / "pg"
     uri = embedded_db.ensure_running(pgdata)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": uri, "NAVIGATOR_URL": url, "NAVIGATOR_DATA_DIR": str(tmp_path / "data"),
            "LLAMAPARSE_BASE_URL": f"{url}/fakes/llamaparse", "OPENAI_BASE_URL": f"{url}/fakes/openai/v1",

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from django.db import connection
 
 from fakes.models import FakeParseJob
 from samples.generate import build_document
+from tests.clusters import free_port
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -26,12 +26,6 @@ with warnings.catch_warnings():
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _test_database_url() -> str:
@@ -42,7 +36,7 @@ def _test_database_url() -> str:
 
 @pytest.fixture
 def fakes_server(transactional_db):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=_test_database_url())
     process = subprocess.Popen([sys.executable, "manage.py", "runfakes", "--port", str(port), "--workers", "2"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -16,6 +16,7 @@ import pytest
 from ingestion.errors import PermanentError, TransientError
 from ingestion.providers.llamaparse import LlamaParseClient
 from ingestion.providers.openai_embeddings import batches, embeddings_for_texts
+from tests.clusters import free_port
 
 
 class Misbehaving(BaseHTTPRequestHandler):
@@ -55,12 +56,6 @@ def stub():
     server.server_close()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _llamaparse_error(base_url: str, call, settings) -> Exception:
     settings.LLAMAPARSE_MAX_RETRIES = 0
     with LlamaParseClient(base_url=base_url, timeout=5) as client, pytest.raises((TransientError, PermanentError)) as error:
@@ -70,7 +65,7 @@ def _llamaparse_error(base_url: str, call, settings) -> Exception:
 
 def test_llamaparse_failures_become_our_errors(stub, settings):
     upload = lambda c: c.upload(data=b"%PDF-1.4", filename="a.pdf")  # noqa: E731
-    assert _llamaparse_error(f"http://127.0.0.1:{closed_port()}", upload, settings).code == "PARSE_PROVIDER_UNREACHABLE"
+    assert _llamaparse_error(f"http://127.0.0.1:{free_port()}", upload, settings).code == "PARSE_PROVIDER_UNREACHABLE"
     stub.answer = "drop"
     assert _llamaparse_error(stub.url, lambda c: c.status("j1"), settings).code == "PARSE_PROVIDER_UNAVAILABLE"
     stub.answer = (429, {"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, {"detail": "slow down"})
@@ -108,7 +103,7 @@ def _openai_error(settings, base_url: str, texts=("a passage",)) -> Exception:
 
 
 def test_embedding_failures_become_our_errors(stub, settings, providers, faults):
-    assert _openai_error(settings, f"http://127.0.0.1:{closed_port()}").code == "EMBED_PROVIDER_UNAVAILABLE"
+    assert _openai_error(settings, f"http://127.0.0.1:{free_port()}").code == "EMBED_PROVIDER_UNAVAILABLE"
     stub.answer = (429, {"retry-after": "soon"}, {"error": {"message": "slow down", "type": "requests",
                                                             "code": "rate_limit_exceeded", "param": None}})
     error = _openai_error(settings, stub.url)

@@ -13,15 +13,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from ingestion.models import Document, WorkerHeartbeat
+from tests.clusters import QCluster, database_url, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    return f"postgresql://{s['USER']}:{s['PASSWORD'] or ''}@/{s['NAME']}?host={s['HOST']}" if str(
-        s["HOST"]).startswith("/") else f"postgresql://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 def worker_check(url: str) -> str:
@@ -31,24 +26,15 @@ def worker_check(url: str) -> str:
 @pytest.fixture
 def qcluster(providers, tmp_path):
     """A qcluster subprocess on the test database whose workers have started (and said so)."""
-    env = {**os.environ, "DATABASE_URL": database_url(), "LLAMAPARSE_BASE_URL": f"{providers.url}/fakes/llamaparse",
-           "OPENAI_BASE_URL": f"{providers.url}/fakes/openai/v1", "WEBHOOK_BASE_URL": providers.url}
-    log = open(tmp_path / "qcluster.log", "w+")
-    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    cluster = QCluster(providers.url, tmp_path / "qcluster.log").start()
+    process = cluster.process
     for _ in range(300):  # bounded: at most 30 s
         if WorkerHeartbeat.objects.exists() and worker_check(providers.url) == "OK":
             break
         time.sleep(0.1)
     yield process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    log.seek(0)
-    print(log.read()[-3000:])
+    cluster.stop()
+    print(cluster.log_tail())
 
 
 def test_verify_deployment_passes_against_a_running_deployment(qcluster, providers, capsys):
@@ -115,11 +101,7 @@ APPLICATION_NAME = "navigator-gunicorn-test"
 @pytest.fixture
 def gunicorn(db, tmp_path):
     """The production web server (as in the Procfile) on the test database, on a free loopback port."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # As `make run` does: the same server answers the provider probes with its fakes.
     env = {**os.environ, "DATABASE_URL": f"{database_url()}{'&' if '?' in database_url() else '?'}"
