@@ -220,6 +220,7 @@ LLAMAPARSE_MAX_RETRIES = env_int("LLAMAPARSE_MAX_RETRIES", 2)  # in-client retri
 PARSE_POLL_WINDOW_SECONDS = env_float("PARSE_POLL_WINDOW_SECONDS", 120)
 # Longest pause between two status polls (the official SDK polls every second); a webhook ends it early.
 PARSE_POLL_MAX_INTERVAL_SECONDS = env_float("PARSE_POLL_MAX_INTERVAL_SECONDS", 1.0)
+PARSE_POLL_FIRST_INTERVAL_SECONDS = env_float("PARSE_POLL_FIRST_INTERVAL_SECONDS", 0.1)  # grows x1.5 per poll
 
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", f"{LOCAL_SERVER_URL}/fakes/openai/v1").rstrip("/")
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "sk-local-fake-key")

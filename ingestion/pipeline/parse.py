@@ -85,7 +85,7 @@ def _pages_via_llamaparse(job: Job, data: bytes, ctx) -> list[str]:
                 ctx.event("parse_submitted", message="The document was sent to the parser.",
                           payload={"parse_job_id": job.parse_job_id})
             deadline = time.monotonic() + settings.PARSE_POLL_WINDOW_SECONDS
-            interval = 0.1
+            interval = settings.PARSE_POLL_FIRST_INTERVAL_SECONDS
             with _WebhookWaiter(job.id) as webhook:
                 while True:
                     status = client.status(job.parse_job_id)

@@ -186,7 +186,7 @@ def test_sync_run_waits_for_another_workers_lease_to_end(providers, member, pdf_
 
 def test_the_parsers_webhook_wakes_the_polling_worker(providers, member, pdf_bytes, faults, settings):
     # given a parser that takes a moment, and polls so rare that only the webhook can end the wait soon
-    settings.PARSE_POLL_MAX_INTERVAL_SECONDS = 60
+    settings.PARSE_POLL_FIRST_INTERVAL_SECONDS = settings.PARSE_POLL_MAX_INTERVAL_SECONDS = 60
     faults("llamaparse", parse_seconds=1.5)
     job = _job_at(member, pdf_bytes)
     # when
