@@ -8,7 +8,7 @@ queries whatever its length.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -16,7 +16,7 @@ from django.utils.timesince import timesince
 
 from ingestion import services
 from ingestion.errors import PipelineError
-from ingestion.models import Chunk, Document, EmbeddingCache, Event, Job
+from ingestion.models import Chunk, ChunkVector, Document, EmbeddingCache, Event, Job
 from monitoring.selectors import job_cost_estimate
 
 
@@ -230,14 +230,13 @@ class ChunkAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "=document__id", "document__filename", "chunk_sha"]
     list_select_related = ["document"]
     list_per_page = 100
-    exclude = ["embedding", "search_vector"]
+    exclude = ["search_vector"]
     readonly_fields = ["document", "owner", "chunker_version", "ordinal", "text", "chunk_sha", "token_count",
                        "page_start", "page_end", "heading_path"]
 
     def get_queryset(self, request):
-        # Vectors are kilobytes per row and never shown: leave them in the database.
-        return super().get_queryset(request).defer("embedding", "search_vector").annotate(
-            vector_present=ExpressionWrapper(Q(embedding__isnull=False), output_field=BooleanField()))
+        return super().get_queryset(request).defer("search_vector").annotate(
+            vector_present=Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"))))
 
     def has_delete_permission(self, request, obj=None):
         return False

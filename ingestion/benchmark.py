@@ -242,8 +242,9 @@ def copy_ceiling(limit: int = 5000) -> dict:
     import io
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id::text, text, embedding::text FROM ingestion_chunk WHERE owner_id IN "
-                       "(SELECT id FROM auth_user WHERE username LIKE %s) AND embedding IS NOT NULL LIMIT %s",
+        cursor.execute("SELECT c.id::text, c.text, v.embedding::text FROM ingestion_chunk AS c "
+                       "JOIN ingestion_chunkvector AS v ON v.chunk_id = c.id WHERE c.owner_id IN "
+                       "(SELECT id FROM auth_user WHERE username LIKE %s) LIMIT %s",
                        [BENCH_USER + "%", limit])
         rows = cursor.fetchall()
     if not rows:

@@ -1,4 +1,4 @@
-"""Documents, their processing jobs, chunks with vectors, the embedding cache and the event log."""
+"""Documents, their processing jobs, chunks and their vectors, the embedding cache and the event log."""
 from __future__ import annotations
 
 import uuid
@@ -90,13 +90,6 @@ class Chunk(models.Model):
     page_start = models.PositiveIntegerField()
     page_end = models.PositiveIntegerField()
     heading_path = models.JSONField(default=list, blank=True)
-    # halfvec: half the storage of float32, and the distance kernels of the embedded server's pgvector
-    # build for `vector` use AVX-512 unconditionally (SIGILL on AVX2-only CPUs); halfvec's do not.
-    # No fixed dimension, so vectors of any model fit (1536 from OpenAI, 384 from the local model);
-    # the model and size they came from are recorded beside them and searches compare only those.
-    embedding = HalfVectorField(null=True, blank=True)
-    embedding_model = models.CharField(max_length=100, blank=True, default="")
-    embedding_dimensions = models.PositiveIntegerField(null=True, blank=True)
     # Kept by PostgreSQL itself from the text, so no write path can forget it.
     search_vector = models.GeneratedField(expression=SearchVector("text", config="english"),
                                           output_field=SearchVectorField(), db_persist=True)
@@ -112,6 +105,34 @@ class Chunk(models.Model):
     @staticmethod
     def make_id(document_id, chunker_version: str, ordinal: int) -> uuid.UUID:
         return uuid.uuid5(CHUNK_ID_NAMESPACE, f"{document_id}:{chunker_version}:{ordinal}")
+
+
+class ChunkVector(models.Model):
+    """A passage's vector, in a narrow table of its own.
+
+    Exact search reads every vector of the member's passages; here they sit two or more to an 8 KB
+    page, stored inline (PLAIN, see migration 0006), instead of one wide passage row per page with
+    the vector out in TOAST. Vectors are only ever inserted (or replaced when the model changes),
+    never written into the wide passage rows. Owner and document are repeated so the scan is
+    member-scoped in SQL without touching the passages.
+    """
+
+    chunk = models.OneToOneField(Chunk, primary_key=True, on_delete=models.CASCADE, related_name="vector")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+")
+    # halfvec: half the storage of float32, and the distance kernels of the embedded server's pgvector
+    # build for `vector` use AVX-512 unconditionally (SIGILL on AVX2-only CPUs); halfvec's do not.
+    # No fixed dimension, so vectors of any model fit (1536 from OpenAI, 384 from the local model);
+    # the model and size they came from are recorded beside them and searches compare only those.
+    model = models.CharField(max_length=100)
+    dimensions = models.PositiveIntegerField()
+    embedding = HalfVectorField()
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "model", "dimensions"], name="chunkvector_owner_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model}/{self.dimensions} vector of {self.chunk_id}"
 
 
 class EmbeddingCache(models.Model):

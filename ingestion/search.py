@@ -1,26 +1,26 @@
 """Member-scoped search over chunks: exact vector, PostgreSQL full-text, or both fused (RRF).
 
 Scoping is in the SQL (owner_id = member), never filtered afterwards. Per-member data is small, so
-exact cosine distance over the member's rows is exact and fast without an ANN index; only vectors
+exact cosine distance over the member's vectors (a narrow table of their own) is exact and fast without
+an ANN index; only vectors
 of the active embedding model are compared. Every hit is a citation: document, page span, heading
 path, the passage, a highlighted snippet and the score each mode gave it.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
-from django.db import connection
-from django.db.models import F
-from pgvector import HalfVector
-from pgvector.django import CosineDistance
+from django.db import close_old_connections, connection
 
 from ingestion.chunking import estimate_tokens
 from ingestion.errors import PermanentError
-from ingestion.models import Chunk, EmbeddingCache
+from ingestion.models import Chunk, ChunkVector, EmbeddingCache
 from ingestion.providers.embeddings import EmbeddingSpace, active_space, embeddings_for_texts
 from ingestion.statuses import Status
 
@@ -32,8 +32,8 @@ MIN_CANDIDATES = 20
 # ts_rank breaks ties between passages holding equally rare terms; no length normalisation (0)
 # measured best on the labelled set (samples/eval), and the idf sum already favours specific terms.
 TEXT_RANK_NORMALIZATION = 0
-SNIPPET_OPTIONS = {"max_words": 35, "min_words": 15, "start_sel": "<mark>", "stop_sel": "</mark>",
-                   "max_fragments": 2, "fragment_delimiter": " … "}
+SNIPPET_HEADLINE_OPTIONS = {"MaxWords": 35, "MinWords": 15, "StartSel": "<mark>", "StopSel": "</mark>",
+                            "MaxFragments": 2, "FragmentDelimiter": '" … "'}
 
 
 @dataclass
@@ -64,6 +64,23 @@ def normalise_query(query: str) -> str:
     return re.sub(r"\s+", " ", query or "").strip()
 
 
+def query_vector_cached(query: str, space: EmbeddingSpace) -> str:
+    """Make sure the query's vector is in the cache (one provider call the first time); returns its key.
+
+    Searches then read the vector inside the ranking statement, so it never travels to Python and back.
+    """
+    sha = hashlib.sha256(query.encode()).hexdigest()
+    with connection.cursor() as cursor:  # plain SQL: searches are hot, and the ORM's compile costs more than this
+        cursor.execute(f"SELECT 1 FROM {EmbeddingCache._meta.db_table} WHERE model = %s AND dimensions = %s "
+                       "AND text_sha = %s", [space.model, space.dimensions, sha])
+        cached = cursor.fetchone() is not None
+    if not cached:
+        vector = embeddings_for_texts([query], [estimate_tokens(query)], space=space).vectors[0]
+        EmbeddingCache.objects.bulk_create([EmbeddingCache(model=space.model, dimensions=space.dimensions,
+                                                           text_sha=sha, embedding=vector)], ignore_conflicts=True)
+    return sha
+
+
 def query_vector(query: str, space: EmbeddingSpace | None = None) -> list[float]:
     """The query's vector in ``space``: from the cache when this text was embedded with this model before."""
     space = space or active_space()
@@ -78,13 +95,6 @@ def query_vector(query: str, space: EmbeddingSpace | None = None) -> list[float]
     return vector
 
 
-class LexemeQuery(SearchQuery):
-    """A tsquery written from lexemes PostgreSQL already normalised: cast as is, never parsed again."""
-
-    def as_sql(self, compiler, connection, function=None, template=None):
-        return super().as_sql(compiler, connection, template="%(expressions)s::tsquery")
-
-
 def query_lexemes(query: str) -> list[str]:
     """The query's distinct search terms as the english configuration stems them (stop words dropped)."""
     with connection.cursor() as cursor:
@@ -96,56 +106,174 @@ def _tsquery_text(lexemes: list[str], operator: str) -> str:
     return f" {operator} ".join("'" + lexeme.replace("'", "''") + "'" for lexeme in lexemes)
 
 
-def _scoped(owner, document_ids):
-    chunks = Chunk.objects.filter(owner=owner, document__status=Status.COMPLETE)
-    if document_ids:
-        chunks = chunks.filter(document_id__in=document_ids)
-    return chunks
-
-
 def _vector_ranked(owner, query, document_ids, limit) -> list[tuple]:
+    """The member's passages nearest the query by exact cosine distance, over vectors of the active model."""
     space = active_space()
-    vector = query_vector(query, space)
-    rows = (_scoped(owner, document_ids)
-            .filter(embedding_model=space.model, embedding_dimensions=space.dimensions)
-            .annotate(distance=CosineDistance("embedding", HalfVector(vector))).order_by("distance", "id")
-            .values_list("id", "distance")[:limit])
-    return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in rows]
+    sha = query_vector_cached(query, space)
+    document_filter = "AND v.document_id = ANY(%(documents)s::uuid[])" if document_ids else ""
+    sql = f"""
+        SELECT v.chunk_id, v.embedding <=> q.embedding AS distance
+          FROM {ChunkVector._meta.db_table} AS v
+          JOIN ingestion_document AS d ON d.id = v.document_id
+         CROSS JOIN (SELECT embedding FROM {EmbeddingCache._meta.db_table}
+                      WHERE model = %(model)s AND dimensions = %(dimensions)s AND text_sha = %(sha)s) AS q
+         WHERE v.owner_id = %(owner)s AND v.model = %(model)s AND v.dimensions = %(dimensions)s
+           AND d.status = %(complete)s {document_filter}
+         ORDER BY distance, v.chunk_id
+         LIMIT %(limit)s"""
+    params = {"owner": owner.pk, "model": space.model, "dimensions": space.dimensions, "sha": sha,
+              "complete": Status.COMPLETE, "documents": [str(d) for d in document_ids or []], "limit": limit}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in cursor.fetchall()]
 
 
 def _text_ranked(owner, lexemes, document_ids, limit) -> list[tuple]:
     """Passages containing any query term, ranked by the rarity of the terms they contain (BM25's idf
     over the member's passages), then by ts_rank. OR, not AND: a natural question rarely shares every
-    word with its answer; idf keeps "plan" or "pay", in nearly every passage, from outweighing "MRI"."""
+    word with its answer; idf keeps "plan" or "pay", in nearly every passage, from outweighing "MRI".
+
+    One pass over the passages holding any term: each row records which terms it holds, the term
+    counts (document frequencies) come from those same rows (a passage holding a term holds "any"),
+    and the score is summed from them, so no term costs a scan of its own.
+    """
     if not lexemes:
         return []
-    terms = [_tsquery_text([lexeme], "|") for lexeme in lexemes]
-    any_term = _tsquery_text(lexemes, "|")
-    document_filter = "AND c.document_id = ANY(%(documents)s::uuid[])" if document_ids else ""
+    holds = ", ".join(f"c.search_vector @@ %(term_{i})s::tsquery AS h{i}" for i in range(len(lexemes)))
+    frequencies = ", ".join(f"count(*) FILTER (WHERE h{i})::float8 AS n{i}" for i in range(len(lexemes)))
+    idf_sum = " + ".join(f"CASE WHEN m.h{i} THEN ln(1 + (member.n - df.n{i} + 0.5) / (df.n{i} + 0.5)) ELSE 0 END"
+                         for i in range(len(lexemes)))
+    document_filter = "AND m.document_id = ANY(%(documents)s::uuid[])" if document_ids else ""
     sql = f"""
-        WITH member AS MATERIALIZED (SELECT count(*) AS n FROM ingestion_chunk WHERE owner_id = %(owner)s),
-        terms AS MATERIALIZED (
-            SELECT t.q::tsquery AS q,
-                   ln(1 + (member.n - df.n + 0.5) / (df.n + 0.5)) AS idf
-              FROM unnest(%(terms)s::text[]) AS t(q)
-             CROSS JOIN member
-             CROSS JOIN LATERAL (SELECT count(*) AS n FROM ingestion_chunk AS x
-                                  WHERE x.owner_id = %(owner)s AND x.search_vector @@ t.q::tsquery) AS df
-        )
-        SELECT c.id,
-               (SELECT sum(terms.idf) FROM terms WHERE c.search_vector @@ terms.q)
-                 + ts_rank(c.search_vector, %(any)s::tsquery, {TEXT_RANK_NORMALIZATION}) AS score
-          FROM ingestion_chunk AS c
-          JOIN ingestion_document AS d ON d.id = c.document_id
-         WHERE c.owner_id = %(owner)s AND d.status = %(complete)s {document_filter}
-           AND c.search_vector @@ %(any)s::tsquery
-         ORDER BY score DESC, c.id
+        WITH matched AS MATERIALIZED (
+            SELECT c.id, c.document_id, ts_rank(c.search_vector, %(any)s::tsquery, {TEXT_RANK_NORMALIZATION}) AS tr,
+                   {holds}
+              FROM ingestion_chunk AS c
+             WHERE c.owner_id = %(owner)s AND c.search_vector @@ %(any)s::tsquery
+        ),
+        df AS (SELECT {frequencies} FROM matched),
+        member AS (SELECT count(*)::float8 AS n FROM ingestion_chunk WHERE owner_id = %(owner)s)
+        SELECT m.id, ({idf_sum}) + m.tr AS score
+          FROM matched AS m
+          JOIN ingestion_document AS d ON d.id = m.document_id
+         CROSS JOIN df CROSS JOIN member
+         WHERE d.status = %(complete)s {document_filter}
+         ORDER BY score DESC, m.id
          LIMIT %(limit)s"""
-    params = {"owner": owner.pk, "terms": terms, "any": any_term, "complete": Status.COMPLETE,
-              "documents": [str(d) for d in document_ids or []], "limit": limit}
+    params = {"owner": owner.pk, "any": _tsquery_text(lexemes, "|"), "complete": Status.COMPLETE,
+              "documents": [str(d) for d in document_ids or []], "limit": limit,
+              **{f"term_{i}": _tsquery_text([lexeme], "|") for i, lexeme in enumerate(lexemes)}}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(chunk_id, float(score)) for chunk_id, score in cursor.fetchall()]
+
+
+@dataclass
+class _Passage:
+    document_id: str
+    filename: str
+    page_start: int
+    page_end: int
+    heading_path: list
+    text: str
+    snippet: str
+
+
+def _passages(chunk_ids: list, lexemes: list[str]) -> dict:
+    """The hits' passages with their document's filename and a highlighted snippet, in one statement."""
+    if not chunk_ids:
+        return {}
+    options = ", ".join(f"{name}={value}" for name, value in SNIPPET_HEADLINE_OPTIONS.items())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.id, c.document_id, d.filename, c.page_start, c.page_end, c.heading_path, c.text, "
+            f"ts_headline('english', c.text, %s::tsquery, %s) "
+            f"FROM {Chunk._meta.db_table} AS c JOIN ingestion_document AS d ON d.id = c.document_id "
+            f"WHERE c.id = ANY(%s::uuid[])",
+            [_tsquery_text(lexemes, "|"), options, [str(chunk_id) for chunk_id in chunk_ids]])
+        return {row[0]: _Passage(row[1], row[2], row[3], row[4],
+                                 json.loads(row[5]) if isinstance(row[5], str) else row[5], row[6], row[7])
+                for row in cursor.fetchall()}
+
+
+_side_pool: ThreadPoolExecutor | None = None
+_side_pool_lock = threading.Lock()
+
+
+class _Done:
+    """A ranking already computed in the calling thread (same interface as a Future)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _on_side_connection(function, *args):
+    """Run ``function`` in a pool thread, on that thread's own database connection.
+
+    The connection is kept between searches and checked like a request's (age, errors, health).
+    """
+    close_old_connections()
+    try:
+        return function(*args)
+    except Exception:
+        connection.close()  # a broken connection is not kept for the next search
+        raise
+
+
+class _Beside:
+    """A ranking running in the side pool; if that fails, it runs again in the calling thread."""
+
+    def __init__(self, function, args):
+        self.function, self.args = function, args
+        self.future = _pool().submit(_on_side_connection, function, *args)
+
+    def result(self):
+        try:
+            return self.future.result()
+        except Exception:
+            return self.function(*self.args)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _side_pool
+    with _side_pool_lock:
+        if _side_pool is None:
+            _side_pool = ThreadPoolExecutor(max_workers=settings.SEARCH_SIDE_THREADS,
+                                            thread_name_prefix="search-ranking")
+        return _side_pool
+
+
+def side_connections_close() -> None:
+    """Close the side threads' database connections and stop the threads (before a database is dropped)."""
+    global _side_pool
+    with _side_pool_lock:
+        pool, _side_pool = _side_pool, None
+    if pool is None:
+        return
+    threads = pool._max_workers
+    everyone = threading.Barrier(threads)
+
+    def close():  # each call holds its thread at the barrier, so every thread closes its own connection
+        connection.close()
+        everyone.wait(timeout=30)
+
+    for future in [pool.submit(close) for _ in range(threads)]:
+        future.result()
+    pool.shutdown()
+
+
+def _beside(function, *args):
+    """Start ``function(*args)`` on a second database connection, so it runs while this thread works.
+
+    Inside a transaction (``atomic``) another connection would not see this one's uncommitted rows,
+    so the function then runs here, now. SEARCH_SIDE_THREADS = 0 turns the side connection off.
+    """
+    if connection.in_atomic_block or settings.SEARCH_SIDE_THREADS <= 0:
+        return _Done(function(*args))
+    return _Beside(function, args)
 
 
 def search_chunks(*, owner, query: str, k: int = 5, document_ids=None, mode: str = "hybrid") -> list[SearchHit]:
@@ -161,11 +289,15 @@ def search_chunks(*, owner, query: str, k: int = 5, document_ids=None, mode: str
     pool = max(k * CANDIDATES_PER_HIT, MIN_CANDIDATES)
     lexemes = query_lexemes(query)
     ranked: dict[str, dict] = {}
+    text_ranking = None
+    if mode == "hybrid":  # the two rankings are independent: the text one runs beside the vector one
+        text_ranking = _beside(_text_ranked, owner, lexemes, document_ids, pool)
     if mode in ("vector", "hybrid"):
         for rank, (chunk_id, score) in enumerate(_vector_ranked(owner, query, document_ids, pool), start=1):
             ranked.setdefault(chunk_id, {})["vector"] = (rank, score)
     if mode in ("text", "hybrid"):
-        for rank, (chunk_id, score) in enumerate(_text_ranked(owner, lexemes, document_ids, pool), start=1):
+        rows = text_ranking.result() if text_ranking else _text_ranked(owner, lexemes, document_ids, pool)
+        for rank, (chunk_id, score) in enumerate(rows, start=1):
             ranked.setdefault(chunk_id, {})["text"] = (rank, score)
     rrf_k = settings.SEARCH_RRF_K
     weights = {"vector": settings.SEARCH_VECTOR_WEIGHT, "text": settings.SEARCH_TEXT_WEIGHT}
@@ -179,11 +311,7 @@ def search_chunks(*, owner, query: str, k: int = 5, document_ids=None, mode: str
         return (-primary, str(chunk_id))
 
     best = sorted(ranked.items(), key=order_key)[:k]
-    rows = {c.id: c for c in Chunk.objects.filter(id__in=[chunk_id for chunk_id, _ in best])
-            .select_related("document")
-            .annotate(snippet=SearchHeadline("text", LexemeQuery(_tsquery_text(lexemes, "|")),
-                                             config="english", **SNIPPET_OPTIONS))
-            .defer("embedding", "search_vector")}
+    rows = _passages([chunk_id for chunk_id, _ in best], lexemes)
     hits = []
     for chunk_id, entry in best:
         chunk = rows[chunk_id]
@@ -194,7 +322,7 @@ def search_chunks(*, owner, query: str, k: int = 5, document_ids=None, mode: str
         if fused_score is not None:
             scores["fused"] = fused_score
         hits.append(SearchHit(
-            chunk_id=str(chunk.id), document_id=str(chunk.document_id), filename=chunk.document.filename,
+            chunk_id=str(chunk_id), document_id=str(chunk.document_id), filename=chunk.filename,
             page_start=chunk.page_start, page_end=chunk.page_end, heading_path=chunk.heading_path, text=chunk.text,
             snippet=chunk.snippet, score=fused_score if mode == "hybrid" else round(entry[mode][1], 6), scores=scores,
             vector_score=None if vector_score is None else round(vector_score, 6),

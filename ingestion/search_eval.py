@@ -103,7 +103,7 @@ def _chunks_current(document: Document) -> bool:
                                                     overlap_tokens=settings.CHUNK_OVERLAP_TOKENS)]
     space = active_space()
     stored = list(Chunk.objects.filter(document=document, chunker_version=CHUNKER_VERSION)
-                  .order_by("ordinal").values_list("chunk_sha", "embedding_model", "embedding_dimensions"))
+                  .order_by("ordinal").values_list("chunk_sha", "vector__model", "vector__dimensions"))
     return ([sha for sha, _, _ in stored] == expected
             and all(m == space.model and d == space.dimensions for _, m, d in stored)
             and Chunk.objects.filter(document=document).count() == len(stored))

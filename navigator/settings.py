@@ -299,6 +299,9 @@ SWEEP_LOST_MESSAGE_SECONDS = env_int("SWEEP_LOST_MESSAGE_SECONDS", 60)
 SEARCH_RRF_K = env_int("SEARCH_RRF_K", 60)
 SEARCH_VECTOR_WEIGHT = env_float("SEARCH_VECTOR_WEIGHT", 1.0)
 SEARCH_TEXT_WEIGHT = env_float("SEARCH_TEXT_WEIGHT", 1.0)
+# Hybrid search runs its full-text ranking on a second database connection while the vector ranking
+# runs: threads per web process for that (each keeps one connection open); 0 runs them one after another.
+SEARCH_SIDE_THREADS = env_int("SEARCH_SIDE_THREADS", 2)
 # Webhook deliveries older (or newer) than this are refused as replays.
 WEBHOOK_TOLERANCE_SECONDS = env_int("WEBHOOK_TOLERANCE_SECONDS", 300)
 # A qcluster writes a heartbeat every HEARTBEAT_INTERVAL_SECONDS (its scheduler ticks every ~30 s).

@@ -9,6 +9,16 @@ from model_bakery import baker
 from samples.generate import build_document
 
 
+@pytest.fixture(scope="session", autouse=True)
+def side_connections_closed(django_db_setup, django_db_blocker):
+    """Hybrid search keeps side connections open between searches; they close before the test database is dropped."""
+    yield
+    from ingestion.search import side_connections_close
+
+    with django_db_blocker.unblock():
+        side_connections_close()
+
+
 @pytest.fixture
 def member(db):
     return baker.make("auth.User", username="member-a")

@@ -2,7 +2,8 @@
 
 A 1536-dimension vector as SQL text is ~15 KB to format in Python and to parse in PostgreSQL;
 in COPY's binary format it is the 3 KB halfvec the column stores. Vectors go to the database
-once (into the embedding cache) and reach the chunks by a join, never back through Python.
+once (into the embedding cache) and reach the chunks' vector table by a join, never back through
+Python.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import struct
 import uuid
 from django.db import connection, transaction
 
-from ingestion.models import Chunk, EmbeddingCache
+from ingestion.models import Chunk, ChunkVector, EmbeddingCache
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _TRAILER = struct.pack("!h", -1)
@@ -56,9 +57,10 @@ def cache_vectors(*, model: str, dimensions: int, vectors: dict[str, list[float]
 
 
 def vectors_from_cache(*, model: str, dimensions: int, chunk_shas: dict[uuid.UUID, str]) -> int:
-    """Set each chunk's vector (and the model it came from) from the cache entry of its text.
+    """Give each chunk the cache entry of its text as its vector, in one INSERT from the cache.
 
-    Chunks that already hold a vector of this model are left alone. Returns the number of chunks set.
+    A chunk holding a vector of this model already keeps it; one holding another model's vector (the
+    backend changed) gets the new one. Returns the number of chunks set.
     """
     if not chunk_shas:
         return 0
@@ -66,14 +68,18 @@ def vectors_from_cache(*, model: str, dimensions: int, chunk_shas: dict[uuid.UUI
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE chunk_shas (id uuid, text_sha text) ON COMMIT DROP")
         cursor.copy_expert("COPY chunk_shas FROM STDIN WITH (FORMAT binary)", stream)
-        cursor.execute(f"UPDATE {Chunk._meta.db_table} AS c SET embedding = e.embedding, embedding_model = e.model, "
-                       f"embedding_dimensions = e.dimensions FROM chunk_shas AS s JOIN {EmbeddingCache._meta.db_table} "
-                       "AS e ON e.text_sha = s.text_sha AND e.model = %s AND e.dimensions = %s WHERE c.id = s.id AND "
-                       "(c.embedding IS NULL OR c.embedding_model <> e.model OR c.embedding_dimensions <> e.dimensions)",
+        cursor.execute(f"INSERT INTO {ChunkVector._meta.db_table} (chunk_id, owner_id, document_id, model, dimensions, "
+                       "embedding) SELECT c.id, c.owner_id, c.document_id, e.model, e.dimensions, e.embedding "
+                       f"FROM chunk_shas AS s JOIN {Chunk._meta.db_table} AS c ON c.id = s.id "
+                       f"JOIN {EmbeddingCache._meta.db_table} AS e ON e.text_sha = s.text_sha AND e.model = %s "
+                       "AND e.dimensions = %s ON CONFLICT (chunk_id) DO UPDATE SET model = EXCLUDED.model, "
+                       "dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding WHERE "
+                       f"{ChunkVector._meta.db_table}.model <> EXCLUDED.model OR "
+                       f"{ChunkVector._meta.db_table}.dimensions <> EXCLUDED.dimensions",
                        [model, dimensions])
-        updated = cursor.rowcount
+        stored = cursor.rowcount
         cursor.execute("DROP TABLE chunk_shas")
-    return updated
+    return stored
 
 
 def insert_chunks(rows: list[Chunk]) -> int:
@@ -95,8 +101,8 @@ def insert_chunks(rows: list[Chunk]) -> int:
                        "ordinal integer, text text, chunk_sha text, token_count integer, page_start integer, "
                        "page_end integer, heading_path jsonb) ON COMMIT DROP")
         cursor.copy_expert("COPY new_chunks FROM STDIN WITH (FORMAT binary)", stream)
-        cursor.execute(f"INSERT INTO {Chunk._meta.db_table} ({columns}, embedding_model) SELECT {columns}, '' "
-                       "FROM new_chunks ON CONFLICT DO NOTHING")
+        cursor.execute(f"INSERT INTO {Chunk._meta.db_table} ({columns}) SELECT {columns} FROM new_chunks "
+                       "ON CONFLICT DO NOTHING")
         inserted = cursor.rowcount
         cursor.execute("DROP TABLE new_chunks")
     return inserted

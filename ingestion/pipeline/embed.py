@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import time
 
+from django.db.models import Exists, OuterRef
+
 from ingestion.chunking import ChunkDraft, estimate_tokens
-from ingestion.models import Chunk, EmbeddingCache, Job
+from ingestion.models import Chunk, ChunkVector, EmbeddingCache, Job
 from ingestion.pipeline.bulk import cache_vectors, vectors_from_cache
 from ingestion.providers.embeddings import active_space, embeddings_for_texts
 
@@ -28,9 +30,9 @@ def as_floats(vector) -> list[float]:
 def run(job: Job, ctx) -> dict:
     space = active_space()
     model, dimensions = space.model, space.dimensions
-    pending = list(Chunk.objects.filter(document_id=job.document_id).exclude(
-        embedding__isnull=False, embedding_model=model, embedding_dimensions=dimensions)
-        .values_list("id", "text", "heading_path"))
+    pending = list(Chunk.objects.filter(document_id=job.document_id)
+                   .exclude(Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"), model=model, dimensions=dimensions)))
+                   .values_list("id", "text", "heading_path"))
     inputs = {chunk_id: ChunkDraft(0, text, 0, 0, heading_path or [], 0).embedding_input()
               for chunk_id, text, heading_path in pending}
     shas = {chunk_id: text_sha(text) for chunk_id, text in inputs.items()}

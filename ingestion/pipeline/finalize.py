@@ -10,7 +10,7 @@ def run(job: Job, ctx) -> dict:
 
     chunks = Chunk.objects.filter(document_id=job.document_id)
     total = chunks.count()
-    missing = chunks.filter(embedding__isnull=True).count()
+    missing = chunks.filter(vector__isnull=True).count()
     if missing:
         raise TransientError("EMBED_INCOMPLETE", f"{missing} of {total} passages have no vector yet; embedding "
                              "will run again.")

@@ -11,7 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from ingestion import services
-from ingestion.models import Chunk, Document, Job
+from ingestion.models import Chunk, ChunkVector, Document, Job
 from ingestion.statuses import Status
 
 
@@ -59,9 +59,12 @@ def make_complete(document: Document, texts: list[str]) -> list[Chunk]:
     chunks = [Chunk(id=Chunk.make_id(document.id, "test", i), document=document, owner=document.owner,
                     chunker_version="test", ordinal=i, text=text, chunk_sha=hashlib.sha256(text.encode()).hexdigest(),
                     token_count=len(text.split()), page_start=i + 1, page_end=i + 1,
-                    heading_path=["Section 1", f"Part {i}"], embedding=[0.01 * (i + 1)] * 1536)
+                    heading_path=["Section 1", f"Part {i}"])
               for i, text in enumerate(texts)]
     Chunk.objects.bulk_create(chunks)
+    ChunkVector.objects.bulk_create([ChunkVector(chunk=chunk, owner=document.owner, document=document,
+                                                 model="text-embedding-3-small", dimensions=1536,
+                                                 embedding=[0.01 * (i + 1)] * 1536) for i, chunk in enumerate(chunks)])
     Job.objects.filter(pk=job.pk).update(status=Status.COMPLETE, chunk_count=len(chunks), finished_at=timezone.now(),
                                          progress={"stage": "finalize", "stage_pct": 100, "total_pct": 100})
     Document.objects.filter(pk=document.pk).update(status=Status.COMPLETE, parsed_path="parsed/test.json")

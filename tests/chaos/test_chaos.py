@@ -128,7 +128,7 @@ def assert_nothing_lost_or_twice(owner, expected_chunks: dict[str, int], bad_nam
     duplicated = {name: n for name, n in chunk_counts.items() if n != expected_chunks.get(name, 0)}
     assert not lost and not wrongly_failed, (lost, wrongly_failed)
     assert not duplicated, duplicated
-    assert not Chunk.objects.filter(owner=owner, embedding__isnull=True).exists()
+    assert not Chunk.objects.filter(owner=owner, vector__isnull=True).exists()
     jobs = Job.objects.filter(document__owner=owner)
     assert not jobs.exclude(lease_owner="").exists(), "a job is still leased"
     assert not jobs.exclude(status__in=TERMINAL).exists(), "a job did not end"

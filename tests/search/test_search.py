@@ -96,8 +96,8 @@ def test_384_dimensional_vectors_are_stored_and_searched(providers, member, sett
     # then every passage records a 384-d vector of the model
     chunks = Chunk.objects.filter(document=document)
     assert document.status == "complete" and chunks.exists()
-    assert set(chunks.values_list("embedding_model", "embedding_dimensions")) == {("text-embedding-3-small", 384)}
-    assert all(len(vector) == 384 for vector in chunks.values_list("embedding", flat=True))
+    assert set(chunks.values_list("vector__model", "vector__dimensions")) == {("text-embedding-3-small", 384)}
+    assert all(len(vector) == 384 for vector in chunks.values_list("vector__embedding", flat=True))
     assert document.current_job.embed_dimensions == 384
     # and vector search compares 384-d vectors only
     hits = search_chunks(owner=member, query="prescription drug coverage tiers", k=2, mode="vector")
@@ -115,7 +115,7 @@ def test_vectors_of_a_different_model_are_not_compared_and_are_replaced(ingested
     assert search_chunks(owner=member, query="grace period", k=3, mode="vector") == []
     # when the document is embedded again, its vectors are replaced by the active model's
     run_job_sync(services.job_start(document=mine, from_stage="embed").id)
-    assert set(Chunk.objects.filter(document=mine).values_list("embedding_dimensions", flat=True)) == {512}
+    assert set(Chunk.objects.filter(document=mine).values_list("vector__dimensions", flat=True)) == {512}
     assert search_chunks(owner=member, query="grace period", k=3, mode="vector")
 
 
@@ -131,3 +131,67 @@ def test_unknown_mode_and_empty_query_are_refused_with_codes(member):
 @pytest.mark.django_db
 def test_text_search_of_only_stop_words_finds_nothing(member):
     assert search_chunks(owner=member, query="what is the", mode="text") == []
+
+
+def _ranking(hits):
+    return [(hit.chunk_id, hit.vector_rank, hit.text_rank, hit.fused_score) for hit in hits]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hybrid_ranks_the_same_with_its_text_ranking_on_a_side_connection(ingested, member, settings):
+    import threading
+
+    queries = ["out-of-pocket maximum per family", "what happens if I pay my premium late", "MRI prior approval"]
+    # given the side connection turned off, the reference rankings
+    settings.SEARCH_SIDE_THREADS = 0
+    expected = [_ranking(search_chunks(owner=member, query=q, k=5, mode="hybrid")) for q in queries]
+    # when the text ranking runs on a side connection
+    settings.SEARCH_SIDE_THREADS = 2
+    found = [_ranking(search_chunks(owner=member, query=q, k=5, mode="hybrid")) for q in queries]
+    # then it did run in a side thread, and the rankings are the same
+    assert any(t.name.startswith("search-ranking") for t in threading.enumerate())
+    assert found == expected and all(found)
+
+
+@pytest.mark.django_db
+def test_hybrid_inside_a_transaction_sees_its_uncommitted_passages(member):
+    # given passages written in this (uncommitted) transaction: a side connection could not see them
+    from model_bakery import baker
+    from ingestion.search import _beside
+
+    document = baker.make("ingestion.Document", owner=member, status="complete")
+    baker.make("ingestion.Chunk", id=Chunk.make_id(document.id, "t", 0), document=document, owner=member,
+               ordinal=0, text="Coinsurance for skilled nursing facility stays", chunker_version="t")
+    # when a ranking is started "beside" inside the transaction, then it runs here and sees them
+    from ingestion.search import _text_ranked, query_lexemes
+    rows = _beside(_text_ranked, member, query_lexemes("skilled nursing"), None, 5).result()
+    assert [row[0] for row in rows] == [Chunk.make_id(document.id, "t", 0)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_text_ranking_in_one_pass_ranks_like_counting_each_term_on_its_own(ingested, member):
+    from django.db import connection
+    from ingestion.search import _text_ranked, _tsquery_text, query_lexemes
+
+    for query in ["out-of-pocket maximum per family", "premium grace period", "emergency room copay",
+                  "plan covers services"]:
+        lexemes = query_lexemes(query)
+        any_term = _tsquery_text(lexemes, "|")
+        # the reference: every passage holding a term scored in full (idf sum + ts_rank), in plain SQL
+        with connection.cursor() as cursor:
+            cursor.execute("""
+                WITH n AS (SELECT count(*)::float8 AS n FROM ingestion_chunk WHERE owner_id = %(o)s),
+                terms AS (SELECT t.q::tsquery AS q, ln(1 + (n.n - df.n + 0.5) / (df.n + 0.5)) AS idf
+                            FROM unnest(%(terms)s::text[]) AS t(q) CROSS JOIN n CROSS JOIN LATERAL
+                                 (SELECT count(*) AS n FROM ingestion_chunk WHERE owner_id = %(o)s
+                                     AND search_vector @@ t.q::tsquery) AS df)
+                SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.q)
+                             + ts_rank(c.search_vector, %(any)s::tsquery, 0)
+                  FROM ingestion_chunk AS c WHERE c.owner_id = %(o)s AND c.search_vector @@ %(any)s::tsquery
+                 ORDER BY 2 DESC, c.id LIMIT 20""",
+                           {"o": member.pk, "terms": [_tsquery_text([lx], "|") for lx in lexemes], "any": any_term})
+            reference = cursor.fetchall()
+        assert reference
+        found = _text_ranked(member, lexemes, None, 20)
+        assert [row[0] for row in found] == [row[0] for row in reference]
+        assert [round(row[1], 6) for row in found] == [round(row[1], 6) for row in reference]
