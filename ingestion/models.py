@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import F, Func, Value
 from pgvector.django import HalfVectorField
 
 from ingestion.statuses import Status
@@ -78,6 +79,10 @@ class Job(models.Model):
         return f"job {self.id} ({self.status})"
 
 
+# The text full-text search indexes (and parses queries with): slashes read as spaces.
+SEARCHABLE_TEXT = Func(F("text"), Value("/"), Value(" "), function="translate", output_field=models.TextField())
+
+
 class Chunk(models.Model):
     id = models.UUIDField(primary_key=True, editable=False)
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
@@ -90,8 +95,10 @@ class Chunk(models.Model):
     page_start = models.PositiveIntegerField()
     page_end = models.PositiveIntegerField()
     heading_path = models.JSONField(default=list, blank=True)
-    # Kept by PostgreSQL itself from the text, so no write path can forget it.
-    search_vector = models.GeneratedField(expression=SearchVector("text", config="english"),
+    # Kept by PostgreSQL itself from the text, so no write path can forget it. Slashes become spaces
+    # first: PostgreSQL's parser reads "copay/visit" or "care/screening/immunization" (the uniform
+    # Summary of Benefits writes them everywhere) as one file-path token, so "copay" would not match.
+    search_vector = models.GeneratedField(expression=SearchVector(SEARCHABLE_TEXT, config="english"),
                                           output_field=SearchVectorField(), db_persist=True)
 
     class Meta:

@@ -20,6 +20,7 @@ from django.db import close_old_connections, connection
 
 from ingestion.chunking import estimate_tokens
 from ingestion.errors import PermanentError
+from ingestion.glossary import policy_terms
 from ingestion.models import Chunk, ChunkVector, EmbeddingCache
 from ingestion.providers.embeddings import EmbeddingSpace, active_space, embeddings_for_texts
 from ingestion.statuses import Status
@@ -95,15 +96,40 @@ def query_vector(query: str, space: EmbeddingSpace | None = None) -> list[float]
     return vector
 
 
-def query_lexemes(query: str) -> list[str]:
-    """The query's distinct search terms as the english configuration stems them (stop words dropped)."""
+def _lexeme_tsquery(lexeme: str) -> str:
+    """One lexeme as tsquery text: quoted, so it is taken as is (no parsing, no stemming again)."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Term:
+    tsquery: str  # one lexeme ('deduct') or a phrase ('emerg' <-> 'room')
+    weight: float  # 1 for the member's own words, SEARCH_EXPANSION_WEIGHT for glossary terms
+
+
+def query_terms(query: str, *, expand: bool = True) -> list[Term]:
+    """The member's words as the english configuration stems them (stop words dropped; slashes read
+    as spaces, as in the indexed text), then the policy terms the glossary gives for them, as
+    phrases; one statement for both."""
+    expansions = policy_terms(query) if expand and settings.SEARCH_EXPANSION_WEIGHT > 0 else []
     with connection.cursor() as cursor:
-        cursor.execute("SELECT lexeme FROM unnest(to_tsvector('english', %s)) ORDER BY positions[1]", [query])
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT 0, lexeme, positions[1] FROM unnest(to_tsvector('english', translate(%s, '/', ' '))) "
+            "UNION ALL SELECT 1, phraseto_tsquery('english', t.phrase)::text, t.n "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS t(phrase, n) ORDER BY 1, 3", [query, expansions])
+        rows = cursor.fetchall()
+    terms: list[Term] = []
+    seen = set()
+    for kind, text, _ in rows:
+        tsquery = text if kind else _lexeme_tsquery(text)
+        if tsquery and tsquery not in seen:
+            seen.add(tsquery)
+            terms.append(Term(tsquery, settings.SEARCH_EXPANSION_WEIGHT if kind else 1.0))
+    return terms
 
 
-def _tsquery_text(lexemes: list[str], operator: str) -> str:
-    return f" {operator} ".join("'" + lexeme.replace("'", "''") + "'" for lexeme in lexemes)
+def _any_of(terms: list[Term]) -> str:
+    return " | ".join(f"({term.tsquery})" for term in terms)
 
 
 def _vector_ranked(owner, query, document_ids, limit) -> list[tuple]:
@@ -128,7 +154,7 @@ def _vector_ranked(owner, query, document_ids, limit) -> list[tuple]:
         return [(chunk_id, 1.0 - float(distance)) for chunk_id, distance in cursor.fetchall()]
 
 
-def _text_ranked(owner, lexemes, document_ids, limit) -> list[tuple]:
+def _text_ranked(owner, terms: list[Term], document_ids, limit) -> list[tuple]:
     """Passages containing any query term, ranked by the rarity of the terms they contain (BM25's idf
     over the member's passages), then by ts_rank. OR, not AND: a natural question rarely shares every
     word with its answer; idf keeps "plan" or "pay", in nearly every passage, from outweighing "MRI".
@@ -137,12 +163,12 @@ def _text_ranked(owner, lexemes, document_ids, limit) -> list[tuple]:
     counts (document frequencies) come from those same rows (a passage holding a term holds "any"),
     and the score is summed from them, so no term costs a scan of its own.
     """
-    if not lexemes:
+    if not terms:
         return []
-    holds = ", ".join(f"c.search_vector @@ %(term_{i})s::tsquery AS h{i}" for i in range(len(lexemes)))
-    frequencies = ", ".join(f"count(*) FILTER (WHERE h{i})::float8 AS n{i}" for i in range(len(lexemes)))
-    idf_sum = " + ".join(f"CASE WHEN m.h{i} THEN ln(1 + (member.n - df.n{i} + 0.5) / (df.n{i} + 0.5)) ELSE 0 END"
-                         for i in range(len(lexemes)))
+    holds = ", ".join(f"c.search_vector @@ %(term_{i})s::tsquery AS h{i}" for i in range(len(terms)))
+    frequencies = ", ".join(f"count(*) FILTER (WHERE h{i})::float8 AS n{i}" for i in range(len(terms)))
+    idf_sum = " + ".join(f"CASE WHEN m.h{i} THEN %(weight_{i})s * ln(1 + (member.n - df.n{i} + 0.5) / (df.n{i} + 0.5)) "
+                         "ELSE 0 END" for i in range(len(terms)))
     document_filter = "AND m.document_id = ANY(%(documents)s::uuid[])" if document_ids else ""
     sql = f"""
         WITH matched AS MATERIALIZED (
@@ -160,9 +186,10 @@ def _text_ranked(owner, lexemes, document_ids, limit) -> list[tuple]:
          WHERE d.status = %(complete)s {document_filter}
          ORDER BY score DESC, m.id
          LIMIT %(limit)s"""
-    params = {"owner": owner.pk, "any": _tsquery_text(lexemes, "|"), "complete": Status.COMPLETE,
+    params = {"owner": owner.pk, "any": _any_of(terms), "complete": Status.COMPLETE,
               "documents": [str(d) for d in document_ids or []], "limit": limit,
-              **{f"term_{i}": _tsquery_text([lexeme], "|") for i, lexeme in enumerate(lexemes)}}
+              **{f"term_{i}": term.tsquery for i, term in enumerate(terms)},
+              **{f"weight_{i}": term.weight for i, term in enumerate(terms)}}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(chunk_id, float(score)) for chunk_id, score in cursor.fetchall()]
@@ -179,7 +206,7 @@ class _Passage:
     snippet: str
 
 
-def _passages(chunk_ids: list, lexemes: list[str]) -> dict:
+def _passages(chunk_ids: list, terms: list[Term]) -> dict:
     """The hits' passages with their document's filename and a highlighted snippet, in one statement."""
     if not chunk_ids:
         return {}
@@ -190,7 +217,7 @@ def _passages(chunk_ids: list, lexemes: list[str]) -> dict:
             f"ts_headline('english', c.text, %s::tsquery, %s) "
             f"FROM {Chunk._meta.db_table} AS c JOIN ingestion_document AS d ON d.id = c.document_id "
             f"WHERE c.id = ANY(%s::uuid[])",
-            [_tsquery_text(lexemes, "|"), options, [str(chunk_id) for chunk_id in chunk_ids]])
+            [_any_of(terms), options, [str(chunk_id) for chunk_id in chunk_ids]])
         return {row[0]: _Passage(row[1], row[2], row[3], row[4],
                                  json.loads(row[5]) if isinstance(row[5], str) else row[5], row[6], row[7])
                 for row in cursor.fetchall()}
@@ -276,6 +303,32 @@ def _beside(function, *args):
     return _Beside(function, args)
 
 
+def _fusion(ranked: dict[str, dict]):
+    """The hybrid score of a candidate, by SEARCH_FUSION:
+
+    - "rrf" (reciprocal rank fusion, the default): sum of weight / (SEARCH_RRF_K + rank). Only ranks
+      count, so a passage both rankings place high wins over one that only one of them likes.
+    - "relative" (relative score fusion): each mode's scores scaled to 0..1 over its candidates
+      (best 1, worst 0, absent 0), then the weighted sum; a mode's certainty is kept.
+    On the labelled sets (docs/search.md) RRF is the better of the two with a real embedding model.
+    """
+    weights = {"vector": settings.SEARCH_VECTOR_WEIGHT, "text": settings.SEARCH_TEXT_WEIGHT}
+    if settings.SEARCH_FUSION == "rrf":
+        rrf_k = settings.SEARCH_RRF_K
+        return lambda entry: sum(weights[name] / (rrf_k + rank) for name, (rank, _) in entry.items())
+    bounds = {}
+    for name in weights:
+        scores = [entry[name][1] for entry in ranked.values() if name in entry]
+        if scores:
+            bounds[name] = (min(scores), max(scores))
+
+    def scaled(name: str, score: float) -> float:
+        low, high = bounds[name]
+        return 1.0 if high == low else (score - low) / (high - low)
+
+    return lambda entry: sum(weights[name] * scaled(name, score) for name, (_, score) in entry.items())
+
+
 def search_chunks(*, owner, query: str, k: int = 5, document_ids=None, mode: str = "hybrid") -> list[SearchHit]:
     """The ``k`` best passages of the member's complete documents for ``query``, as citations.
 
@@ -287,23 +340,19 @@ def search_chunks(*, owner, query: str, k: int = 5, document_ids=None, mode: str
     if not query:
         raise PermanentError("SEARCH_EMPTY_QUERY", "Type a question or some words to search for.")
     pool = max(k * CANDIDATES_PER_HIT, MIN_CANDIDATES)
-    lexemes = query_lexemes(query)
+    terms = query_terms(query)
     ranked: dict[str, dict] = {}
     text_ranking = None
     if mode == "hybrid":  # the two rankings are independent: the text one runs beside the vector one
-        text_ranking = _beside(_text_ranked, owner, lexemes, document_ids, pool)
+        text_ranking = _beside(_text_ranked, owner, terms, document_ids, pool)
     if mode in ("vector", "hybrid"):
         for rank, (chunk_id, score) in enumerate(_vector_ranked(owner, query, document_ids, pool), start=1):
             ranked.setdefault(chunk_id, {})["vector"] = (rank, score)
     if mode in ("text", "hybrid"):
-        rows = text_ranking.result() if text_ranking else _text_ranked(owner, lexemes, document_ids, pool)
+        rows = text_ranking.result() if text_ranking else _text_ranked(owner, terms, document_ids, pool)
         for rank, (chunk_id, score) in enumerate(rows, start=1):
             ranked.setdefault(chunk_id, {})["text"] = (rank, score)
-    rrf_k = settings.SEARCH_RRF_K
-    weights = {"vector": settings.SEARCH_VECTOR_WEIGHT, "text": settings.SEARCH_TEXT_WEIGHT}
-
-    def fused(entry: dict) -> float:
-        return sum(weights[name] / (rrf_k + rank) for name, (rank, _) in entry.items())
+    fused = _fusion(ranked)
 
     def order_key(item):
         chunk_id, entry = item
@@ -311,7 +360,7 @@ def search_chunks(*, owner, query: str, k: int = 5, document_ids=None, mode: str
         return (-primary, str(chunk_id))
 
     best = sorted(ranked.items(), key=order_key)[:k]
-    rows = _passages([chunk_id for chunk_id, _ in best], lexemes)
+    rows = _passages([chunk_id for chunk_id, _ in best], terms)
     hits = []
     for chunk_id, entry in best:
         chunk = rows[chunk_id]

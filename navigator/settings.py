@@ -295,10 +295,15 @@ PARSE_POLL_INTERVAL_SECONDS = env_float("PARSE_POLL_INTERVAL_SECONDS", 15)
 # A non-terminal job untouched this long with no lease and no retry time lost its wake-up message.
 SWEEP_LOST_MESSAGE_SECONDS = env_int("SWEEP_LOST_MESSAGE_SECONDS", 60)
 
-# Hybrid search: reciprocal rank fusion, score = sum(weight / (rrf_k + rank)) over the two rankings.
+# Hybrid search fuses the vector and full-text rankings: "relative" (each mode's scores scaled to 0..1
+# over its candidates, weighted sum) or "rrf" (reciprocal rank fusion, sum(weight / (rrf_k + rank))).
+SEARCH_FUSION = os.environ.get("SEARCH_FUSION", "rrf")
 SEARCH_RRF_K = env_int("SEARCH_RRF_K", 60)
 SEARCH_VECTOR_WEIGHT = env_float("SEARCH_VECTOR_WEIGHT", 1.0)
 SEARCH_TEXT_WEIGHT = env_float("SEARCH_TEXT_WEIGHT", 1.0)
+# Full-text search adds the policy's terms for the member's words (ingestion/glossary.py); their idf
+# counts this much of the member's own words' (0 turns the glossary off).
+SEARCH_EXPANSION_WEIGHT = env_float("SEARCH_EXPANSION_WEIGHT", 0.5)
 # Hybrid search runs its full-text ranking on a second database connection while the vector ranking
 # runs: threads per web process for that (each keeps one connection open); 0 runs them one after another.
 SEARCH_SIDE_THREADS = env_int("SEARCH_SIDE_THREADS", 2)

@@ -9,12 +9,21 @@ from ingestion.providers import local_embeddings
 from ingestion.search_eval import labelled_set_load
 
 QUERIES = Path(__file__).resolve().parents[2] / "samples" / "eval" / "queries.json"
+HELD_OUT = QUERIES.with_name("heldout.json")
 
 
-def test_the_committed_labelled_set_is_large_and_every_label_is_on_its_page():
-    labelled = labelled_set_load(QUERIES)
-    assert len(labelled.queries) >= 25
+@pytest.mark.parametrize("path, size", [(QUERIES, 25), (HELD_OUT, 20)])
+def test_the_committed_labelled_sets_are_large_and_every_label_is_on_its_page(path, size):
+    labelled = labelled_set_load(path)  # refuses a label whose phrase is not on its page
+    assert len(labelled.queries) >= size
     assert len({q.id for q in labelled.queries}) == len(labelled.queries)
+
+
+def test_the_held_out_questions_are_not_the_tuning_questions():
+    tuning = {q.query.lower() for q in labelled_set_load(QUERIES).queries}
+    held_out = labelled_set_load(HELD_OUT)
+    assert not tuning & {q.query.lower() for q in held_out.queries}
+    assert not {q.id for q in labelled_set_load(QUERIES).queries} & {q.id for q in held_out.queries}
 
 
 def test_a_label_whose_phrase_is_not_on_its_page_is_refused(tmp_path):

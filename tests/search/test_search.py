@@ -163,35 +163,37 @@ def test_hybrid_inside_a_transaction_sees_its_uncommitted_passages(member):
     baker.make("ingestion.Chunk", id=Chunk.make_id(document.id, "t", 0), document=document, owner=member,
                ordinal=0, text="Coinsurance for skilled nursing facility stays", chunker_version="t")
     # when a ranking is started "beside" inside the transaction, then it runs here and sees them
-    from ingestion.search import _text_ranked, query_lexemes
-    rows = _beside(_text_ranked, member, query_lexemes("skilled nursing"), None, 5).result()
+    from ingestion.search import _text_ranked, query_terms
+    rows = _beside(_text_ranked, member, query_terms("skilled nursing"), None, 5).result()
     assert [row[0] for row in rows] == [Chunk.make_id(document.id, "t", 0)]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_text_ranking_in_one_pass_ranks_like_counting_each_term_on_its_own(ingested, member):
     from django.db import connection
-    from ingestion.search import _text_ranked, _tsquery_text, query_lexemes
+    from ingestion.search import _any_of, _text_ranked, query_terms
 
     for query in ["out-of-pocket maximum per family", "premium grace period", "emergency room copay",
                   "plan covers services"]:
-        lexemes = query_lexemes(query)
-        any_term = _tsquery_text(lexemes, "|")
+        terms = query_terms(query)
+        any_term = _any_of(terms)
         # the reference: every passage holding a term scored in full (idf sum + ts_rank), in plain SQL
         with connection.cursor() as cursor:
             cursor.execute("""
                 WITH n AS (SELECT count(*)::float8 AS n FROM ingestion_chunk WHERE owner_id = %(o)s),
-                terms AS (SELECT t.q::tsquery AS q, ln(1 + (n.n - df.n + 0.5) / (df.n + 0.5)) AS idf
-                            FROM unnest(%(terms)s::text[]) AS t(q) CROSS JOIN n CROSS JOIN LATERAL
+                terms AS (SELECT t.q::tsquery AS q, t.w * ln(1 + (n.n - df.n + 0.5) / (df.n + 0.5)) AS idf
+                            FROM unnest(%(terms)s::text[], %(weights)s::float8[]) AS t(q, w)
+                           CROSS JOIN n CROSS JOIN LATERAL
                                  (SELECT count(*) AS n FROM ingestion_chunk WHERE owner_id = %(o)s
                                      AND search_vector @@ t.q::tsquery) AS df)
                 SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.q)
                              + ts_rank(c.search_vector, %(any)s::tsquery, 0)
                   FROM ingestion_chunk AS c WHERE c.owner_id = %(o)s AND c.search_vector @@ %(any)s::tsquery
                  ORDER BY 2 DESC, c.id LIMIT 20""",
-                           {"o": member.pk, "terms": [_tsquery_text([lx], "|") for lx in lexemes], "any": any_term})
+                           {"o": member.pk, "terms": [t.tsquery for t in terms], "weights": [t.weight for t in terms],
+                            "any": any_term})
             reference = cursor.fetchall()
         assert reference
-        found = _text_ranked(member, lexemes, None, 20)
+        found = _text_ranked(member, terms, None, 20)
         assert [row[0] for row in found] == [row[0] for row in reference]
         assert [round(row[1], 6) for row in found] == [round(row[1], 6) for row in reference]
