@@ -177,18 +177,21 @@ def test_text_ranking_in_one_pass_ranks_like_counting_each_term_on_its_own(inges
                   "plan covers services"]:
         terms = query_terms(query)
         any_term = _any_of(terms)
-        # the reference: every passage holding a term scored in full (idf sum + ts_rank), in plain SQL
+        # the reference: BM25 (presence-only tf, k1 1.2, b 0.75) with each term counted on its own, in plain SQL
         with connection.cursor() as cursor:
             cursor.execute("""
                 WITH n AS (SELECT count(*)::float8 AS n FROM ingestion_chunk WHERE owner_id = %(o)s),
+                avglen AS (SELECT avg(token_count) AS a FROM ingestion_chunk
+                            WHERE owner_id = %(o)s AND search_vector @@ %(any)s::tsquery),
                 terms AS (SELECT t.q::tsquery AS q, t.w * ln(1 + (n.n - df.n + 0.5) / (df.n + 0.5)) AS idf
                             FROM unnest(%(terms)s::text[], %(weights)s::float8[]) AS t(q, w)
                            CROSS JOIN n CROSS JOIN LATERAL
                                  (SELECT count(*) AS n FROM ingestion_chunk WHERE owner_id = %(o)s
                                      AND search_vector @@ t.q::tsquery) AS df)
                 SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.q)
-                             + ts_rank(c.search_vector, %(any)s::tsquery, 0)
-                  FROM ingestion_chunk AS c WHERE c.owner_id = %(o)s AND c.search_vector @@ %(any)s::tsquery
+                             * 2.2 / (1 + 1.2 * (0.25 + 0.75 * c.token_count / avglen.a))
+                  FROM ingestion_chunk AS c CROSS JOIN avglen
+                 WHERE c.owner_id = %(o)s AND c.search_vector @@ %(any)s::tsquery
                  ORDER BY 2 DESC, c.id LIMIT 20""",
                            {"o": member.pk, "terms": [t.tsquery for t in terms], "weights": [t.weight for t in terms],
                             "any": any_term})
