@@ -230,12 +230,11 @@ class ChunkAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "=document__id", "document__filename", "chunk_sha"]
     list_select_related = ["document"]
     list_per_page = 100
-    exclude = ["search_vector"]
     readonly_fields = ["document", "owner", "chunker_version", "ordinal", "text", "chunk_sha", "token_count",
                        "page_start", "page_end", "heading_path"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("search_vector").annotate(
+        return super().get_queryset(request).annotate(
             vector_present=Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"))))
 
     def has_delete_permission(self, request, obj=None):

@@ -5,9 +5,8 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import F, Func, Value
 from pgvector.django import HalfVectorField
 
 from ingestion.statuses import Status
@@ -79,14 +78,11 @@ class Job(models.Model):
         return f"job {self.id} ({self.status})"
 
 
-# The text full-text search indexes (and parses queries with): slashes read as spaces.
-SEARCHABLE_TEXT = Func(F("text"), Value("/"), Value(" "), function="translate", output_field=models.TextField())
-
-
 class Chunk(models.Model):
     id = models.UUIDField(primary_key=True, editable=False)
-    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes: (document, chunker_version, ordinal) and (owner, document) serve both.
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks", db_index=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     chunker_version = models.CharField(max_length=32)
     ordinal = models.PositiveIntegerField()
     text = models.TextField()
@@ -95,23 +91,44 @@ class Chunk(models.Model):
     page_start = models.PositiveIntegerField()
     page_end = models.PositiveIntegerField()
     heading_path = models.JSONField(default=list, blank=True)
-    # Kept by PostgreSQL itself from the text, so no write path can forget it. Slashes become spaces
-    # first: PostgreSQL's parser reads "copay/visit" or "care/screening/immunization" (the uniform
-    # Summary of Benefits writes them everywhere) as one file-path token, so "copay" would not match.
-    search_vector = models.GeneratedField(expression=SearchVector(SEARCHABLE_TEXT, config="english"),
-                                          output_field=SearchVectorField(), db_persist=True)
-
     class Meta:
         ordering = ["document", "ordinal"]
         constraints = [
             models.UniqueConstraint(fields=["document", "chunker_version", "ordinal"], name="chunk_unique_ordinal"),
         ]
-        indexes = [GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
-                   models.Index(fields=["owner", "document"], name="chunk_owner_document")]
+        indexes = [models.Index(fields=["owner", "document"], name="chunk_owner_document")]
 
     @staticmethod
     def make_id(document_id, chunker_version: str, ordinal: int) -> uuid.UUID:
         return uuid.uuid5(CHUNK_ID_NAMESPACE, f"{document_id}:{chunker_version}:{ordinal}")
+
+
+# How a passage's text becomes its full-text index entry; queries are parsed the same way
+# (ingestion.search.query_terms). Slashes read as spaces: PostgreSQL's parser takes "copay/visit" or
+# "care/screening/immunization" (the uniform Summary of Benefits writes them everywhere) as one
+# file-path token, so "copay" would not match.
+SEARCH_VECTOR_SQL = "to_tsvector('english', translate({text}, '/', ' '))"
+
+
+class ChunkSearch(models.Model):
+    """A passage's full-text index entry, in a narrow table of its own.
+
+    Written right after the passages, by one INSERT ... SELECT (ingestion.pipeline.bulk.index_chunks),
+    so storing passages and building their full-text index are separate, separately timed writes;
+    the text ranking scans only these rows (owner, document, length, tsvector).
+    """
+
+    chunk = models.OneToOneField(Chunk, primary_key=True, on_delete=models.CASCADE, related_name="search")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+")
+    token_count = models.PositiveIntegerField()
+    search_vector = SearchVectorField()
+
+    class Meta:
+        indexes = [GinIndex(fields=["search_vector"], name="chunksearch_vector_gin")]
+
+    def __str__(self) -> str:
+        return f"full-text entry of {self.chunk_id}"
 
 
 class ChunkVector(models.Model):

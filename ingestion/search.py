@@ -21,7 +21,7 @@ from django.db import close_old_connections, connection
 from ingestion.chunking import estimate_tokens
 from ingestion.errors import PermanentError
 from ingestion.glossary import policy_terms
-from ingestion.models import Chunk, ChunkVector, EmbeddingCache
+from ingestion.models import SEARCH_VECTOR_SQL, Chunk, ChunkSearch, ChunkVector, EmbeddingCache
 from ingestion.providers.embeddings import EmbeddingSpace, active_space, embeddings_for_texts
 from ingestion.statuses import Status
 
@@ -114,7 +114,7 @@ def query_terms(query: str, *, expand: bool = True) -> list[Term]:
     expansions = policy_terms(query) if expand and settings.SEARCH_EXPANSION_WEIGHT > 0 else []
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT 0, lexeme, positions[1] FROM unnest(to_tsvector('english', translate(%s, '/', ' '))) "
+            f"SELECT 0, lexeme, positions[1] FROM unnest({SEARCH_VECTOR_SQL.format(text='%s')}) "
             "UNION ALL SELECT 1, phraseto_tsquery('english', t.phrase)::text, t.n "
             "FROM unnest(%s::text[]) WITH ORDINALITY AS t(phrase, n) ORDER BY 1, 3", [query, expansions])
         rows = cursor.fetchall()
@@ -176,12 +176,12 @@ def _text_ranked(owner, terms: list[Term], document_ids, limit) -> list[tuple]:
     document_filter = "AND m.document_id = ANY(%(documents)s::uuid[])" if document_ids else ""
     sql = f"""
         WITH matched AS MATERIALIZED (
-            SELECT c.id, c.document_id, c.token_count::float8 AS len, {holds}
-              FROM ingestion_chunk AS c
+            SELECT c.chunk_id AS id, c.document_id, c.token_count::float8 AS len, {holds}
+              FROM {ChunkSearch._meta.db_table} AS c
              WHERE c.owner_id = %(owner)s AND c.search_vector @@ %(any)s::tsquery
         ),
         df AS (SELECT {frequencies}, greatest(avg(len), 1) AS avglen FROM matched),
-        member AS (SELECT count(*)::float8 AS n FROM ingestion_chunk WHERE owner_id = %(owner)s)
+        member AS (SELECT count(*)::float8 AS n FROM {ChunkSearch._meta.db_table} WHERE owner_id = %(owner)s)
         SELECT m.id, ({idf_sum}) * {length_norm} AS score
           FROM matched AS m
           JOIN ingestion_document AS d ON d.id = m.document_id

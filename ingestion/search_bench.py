@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from ingestion.chunking import CHUNKER_VERSION
 from ingestion.models import Document
+from ingestion.pipeline.bulk import index_chunks
 from ingestion.providers.embeddings import EmbeddingSpace
 from ingestion.search import search_chunks
 from ingestion.statuses import Status
@@ -73,10 +74,12 @@ def bench_member_create(*, chunks: int, space: EmbeddingSpace):
                   "version": CHUNKER_VERSION, "words": VOCABULARY, "word_count": len(VOCABULARY),
                   "passage_words": PASSAGE_WORDS, "dimensions": space.dimensions, "model": space.model,
                   "count": chunks})
+        index_chunks(document.id)
     with connection.cursor() as cursor:
         # Autovacuum visits a table after this many inserts; the searches then see it as members' do.
         cursor.execute("VACUUM ANALYZE ingestion_chunk")
         cursor.execute("VACUUM ANALYZE ingestion_chunkvector")
+        cursor.execute("VACUUM ANALYZE ingestion_chunksearch")
     return owner
 
 

@@ -24,7 +24,7 @@ def events_for_document(*, document: Document) -> QuerySet[Event]:
 
 
 def chunks_for_document(*, document: Document) -> QuerySet[Chunk]:
-    return Chunk.objects.filter(document=document).defer("search_vector").order_by("ordinal")
+    return Chunk.objects.filter(document=document).order_by("ordinal")
 
 
 def document_chunk_count(*, document: Document) -> int:

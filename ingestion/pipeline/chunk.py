@@ -1,7 +1,8 @@
-"""Stage 3, chunk: markdown-aware, token-bounded chunks with page spans, inserted in bulk.
+"""Stage 3, chunk: markdown-aware, token-bounded chunks with page spans, inserted in bulk, then
+their full-text index entries.
 
 Idempotent: chunk ids are deterministic and conflicting inserts are ignored; chunks of an older
-chunker version (or beyond the new count) are removed.
+chunker version (or beyond the new count) are removed (their index entries and vectors with them).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ingestion import storage
 from ingestion.chunking import CHUNKER_VERSION, chunk_markdown
 from ingestion.errors import PermanentError
 from ingestion.models import Chunk, Job
-from ingestion.pipeline.bulk import insert_chunks
+from ingestion.pipeline.bulk import index_chunks, insert_chunks
 
 
 def run(job: Job, ctx) -> dict:
@@ -40,5 +41,8 @@ def run(job: Job, ctx) -> dict:
         if changed:
             Chunk.objects.filter(document_id=document.id, ordinal__in=changed).delete()
         insert_chunks(rows)
+        stored = time.monotonic()
+        index_chunks(document.id)
     return {"chunk_count": len(rows), "chunker_version": CHUNKER_VERSION,
-            "_payload": {"chunks": len(rows), "store_seconds": round(time.monotonic() - started, 4)}}
+            "_payload": {"chunks": len(rows), "store_seconds": round(stored - started, 4),
+                         "index_seconds": round(time.monotonic() - stored, 4)}}

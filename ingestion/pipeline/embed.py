@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef
 
 from ingestion.chunking import ChunkDraft, estimate_tokens
 from ingestion.models import Chunk, ChunkVector, EmbeddingCache, Job
-from ingestion.pipeline.bulk import cache_vectors, vectors_from_cache
+from ingestion.pipeline.bulk import store_vectors
 from ingestion.providers.embeddings import active_space, embeddings_for_texts
 
 
@@ -42,18 +42,16 @@ def run(job: Job, ctx) -> dict:
     for chunk_id, sha in shas.items():
         if sha not in cached and sha not in missing:
             missing[sha] = inputs[chunk_id]
-    tokens, store_seconds = 0, 0.0
+    tokens, fresh = 0, {}
     if missing:
         texts = list(missing.values())
         result = embeddings_for_texts(texts, [estimate_tokens(t) for t in texts], space=space)
         ctx.provider_calls += result.calls
         tokens = result.tokens
-        started = time.monotonic()
-        cache_vectors(model=model, dimensions=dimensions, vectors=dict(zip(missing.keys(), result.vectors)))
-        store_seconds += time.monotonic() - started
+        fresh = dict(zip(missing.keys(), result.vectors))
     started = time.monotonic()
-    vectors_from_cache(model=model, dimensions=dimensions, chunk_shas=shas)
-    store_seconds += time.monotonic() - started
+    store_vectors(model=model, dimensions=dimensions, fresh=fresh, chunk_shas=shas)
+    store_seconds = time.monotonic() - started
     return {"tokens_embedded": job.tokens_embedded + tokens, "embed_model": model, "embed_dimensions": dimensions,
             "_payload": {"embedded": len(pending), "from_cache": len(pending) - len(missing), "tokens": tokens,
                          "store_seconds": round(store_seconds, 4)}}

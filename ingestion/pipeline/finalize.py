@@ -1,8 +1,10 @@
-"""Stage 5, finalize: every chunk has a vector; the document is complete. Idempotent (only reads)."""
+"""Stage 5, finalize: every chunk has a vector and a full-text entry; the document is complete.
+Idempotent: it only reads, and builds full-text entries a passage lacks (none, after the chunk stage)."""
 from __future__ import annotations
 
 from ingestion.errors import TransientError
 from ingestion.models import Chunk, Job
+from ingestion.pipeline.bulk import index_chunks
 
 
 def run(job: Job, ctx) -> dict:
@@ -11,6 +13,7 @@ def run(job: Job, ctx) -> dict:
     chunks = Chunk.objects.filter(document_id=job.document_id)
     total = chunks.count()
     missing = chunks.filter(vector__isnull=True).count()
+    index_chunks(job.document_id)
     if missing:
         raise TransientError("EMBED_INCOMPLETE", f"{missing} of {total} passages have no vector yet; embedding "
                              "will run again.")

@@ -8,6 +8,7 @@ pages are dropped so they do not pollute every chunk.
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 
 import pypdfium2 as pdfium
@@ -15,6 +16,9 @@ import pypdfium2 as pdfium
 from ingestion.errors import PermanentError
 
 PDF_MAGIC = b"%PDF-"
+# PDFium is not thread-safe, not even across different documents: one thread at a time in this
+# process (threaded web servers validate uploads, and the fake parser extracts text, concurrently).
+_PDFIUM = threading.RLock()
 
 _BULLET = re.compile(r"^\s*(?:[•●▪◦‣∙·\-\*]|\d{1,2}[.)])\s+")
 _CHAPTER = re.compile(r"^(?:CHAPTER|Chapter|PART|Part|ARTICLE|Article)\s+[0-9IVXL]+\b")
@@ -37,7 +41,8 @@ def check_pdf_bytes(data: bytes) -> None:
 
 
 def open_pdf(data: bytes) -> pdfium.PdfDocument:
-    """Open PDF bytes, turning PDFium's failures into coded, actionable errors."""
+    """Open PDF bytes, turning PDFium's failures into coded, actionable errors. Callers hold _PDFIUM
+    for as long as they use the document."""
     check_pdf_bytes(data)
     try:
         return pdfium.PdfDocument(data)
@@ -55,34 +60,37 @@ def open_pdf(data: bytes) -> pdfium.PdfDocument:
 
 
 def page_count(data: bytes) -> int:
-    pdf = open_pdf(data)
-    try:
-        return len(pdf)
-    finally:
-        pdf.close()
+    with _PDFIUM:
+        pdf = open_pdf(data)
+        try:
+            return len(pdf)
+        finally:
+            pdf.close()
 
 
 def extract_page_texts(data: bytes) -> list[str]:
     """Raw text of each page, in order."""
-    pdf = open_pdf(data)
-    texts: list[str] = []
-    try:
-        for index in range(len(pdf)):
-            page = pdf[index]
-            textpage = page.get_textpage()
-            try:
-                texts.append(textpage.get_text_range())
-            finally:
-                textpage.close()
-                page.close()
-    except pdfium.PdfiumError as exc:
-        raise PermanentError(
-            "PARSE_CORRUPT_PDF",
-            "A page of the PDF is damaged and cannot be read. Export the document to PDF again and upload the new copy.",
-        ) from exc
-    finally:
-        pdf.close()
-    return texts
+    with _PDFIUM:
+        pdf = open_pdf(data)
+        texts: list[str] = []
+        try:
+            for index in range(len(pdf)):
+                page = pdf[index]
+                textpage = page.get_textpage()
+                try:
+                    texts.append(textpage.get_text_range())
+                finally:
+                    textpage.close()
+                    page.close()
+        except pdfium.PdfiumError as exc:
+            raise PermanentError(
+                "PARSE_CORRUPT_PDF",
+                "A page of the PDF is damaged and cannot be read. Export the document to PDF again and upload the new "
+                "copy.",
+            ) from exc
+        finally:
+            pdf.close()
+        return texts
 
 
 def _normalise_running_line(line: str) -> str:

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from ingestion import services
 from ingestion.models import Chunk, ChunkVector, Document, Job
+from ingestion.pipeline.bulk import index_chunks
 from ingestion.statuses import Status
 
 
@@ -62,6 +63,7 @@ def make_complete(document: Document, texts: list[str]) -> list[Chunk]:
                     heading_path=["Section 1", f"Part {i}"])
               for i, text in enumerate(texts)]
     Chunk.objects.bulk_create(chunks)
+    index_chunks(document.id)
     ChunkVector.objects.bulk_create([ChunkVector(chunk=chunk, owner=document.owner, document=document,
                                                  model="text-embedding-3-small", dimensions=1536,
                                                  embedding=[0.01 * (i + 1)] * 1536) for i, chunk in enumerate(chunks)])

@@ -48,7 +48,7 @@ def test_uploaded_pdf_is_processed_by_a_real_qcluster(qcluster, providers, membe
     document = Document.objects.get(pk=document_id)
     chunks = Chunk.objects.filter(document=document)
     assert chunks.count() == expected == document.current_job.chunk_count
-    assert not chunks.filter(vector__isnull=True).exists()
+    assert not chunks.filter(vector__isnull=True).exists() and not chunks.filter(search__isnull=True).exists()
     # and a search finds a passage of it with its page
     hits = client.post("/api/v1/search/", json={"query": "grace period premiums", "k": 3}).json()["results"]
     assert hits and hits[0]["document_id"] == document_id and hits[0]["page_start"] >= 1

@@ -28,7 +28,7 @@ def test_document_completes_through_llamaparse_and_openai_fakes(providers, membe
     assert job.parse_job_id
     chunks = Chunk.objects.filter(document=job.document)
     assert chunks.count() == _expected_chunks(pdf_bytes, settings) == job.chunk_count
-    assert not chunks.filter(vector__isnull=True).exists()
+    assert not chunks.filter(vector__isnull=True).exists() and not chunks.filter(search__isnull=True).exists()
     assert {c.page_start for c in chunks} == {1, 2, 3}
     assert job.tokens_embedded > 0 and job.cost_estimate_usd > 0
     types = list(Event.objects.filter(job=job).values_list("type", flat=True))

@@ -4,6 +4,7 @@ from model_bakery import baker
 
 from ingestion.glossary import policy_terms
 from ingestion.models import Chunk
+from ingestion.pipeline.bulk import index_chunks
 from ingestion.search import query_terms, search_chunks
 
 
@@ -30,8 +31,10 @@ def test_glossary_terms_are_phrases_weighted_below_the_members_own_words(setting
 
 
 def _passage(owner, document, ordinal, text):
-    return baker.make(Chunk, id=Chunk.make_id(document.id, "t", ordinal), document=document, owner=owner,
-                      ordinal=ordinal, text=text, chunker_version="t", page_start=ordinal + 1, page_end=ordinal + 1)
+    chunk = baker.make(Chunk, id=Chunk.make_id(document.id, "t", ordinal), document=document, owner=owner,
+                       ordinal=ordinal, text=text, chunker_version="t", page_start=ordinal + 1, page_end=ordinal + 1)
+    index_chunks(document.id)  # its full-text entry, as the chunk stage builds it
+    return chunk
 
 
 @pytest.mark.django_db

@@ -162,6 +162,8 @@ def test_hybrid_inside_a_transaction_sees_its_uncommitted_passages(member):
     document = baker.make("ingestion.Document", owner=member, status="complete")
     baker.make("ingestion.Chunk", id=Chunk.make_id(document.id, "t", 0), document=document, owner=member,
                ordinal=0, text="Coinsurance for skilled nursing facility stays", chunker_version="t")
+    from ingestion.pipeline.bulk import index_chunks
+    index_chunks(document.id)
     # when a ranking is started "beside" inside the transaction, then it runs here and sees them
     from ingestion.search import _text_ranked, query_terms
     rows = _beside(_text_ranked, member, query_terms("skilled nursing"), None, 5).result()
@@ -180,19 +182,19 @@ def test_text_ranking_in_one_pass_ranks_like_counting_each_term_on_its_own(inges
         # the reference: BM25 (presence-only tf, k1 1.2, b 0.75) with each term counted on its own, in plain SQL
         with connection.cursor() as cursor:
             cursor.execute("""
-                WITH n AS (SELECT count(*)::float8 AS n FROM ingestion_chunk WHERE owner_id = %(o)s),
-                avglen AS (SELECT avg(token_count) AS a FROM ingestion_chunk
+                WITH n AS (SELECT count(*)::float8 AS n FROM ingestion_chunksearch WHERE owner_id = %(o)s),
+                avglen AS (SELECT avg(token_count) AS a FROM ingestion_chunksearch
                             WHERE owner_id = %(o)s AND search_vector @@ %(any)s::tsquery),
                 terms AS (SELECT t.q::tsquery AS q, t.w * ln(1 + (n.n - df.n + 0.5) / (df.n + 0.5)) AS idf
                             FROM unnest(%(terms)s::text[], %(weights)s::float8[]) AS t(q, w)
                            CROSS JOIN n CROSS JOIN LATERAL
-                                 (SELECT count(*) AS n FROM ingestion_chunk WHERE owner_id = %(o)s
+                                 (SELECT count(*) AS n FROM ingestion_chunksearch WHERE owner_id = %(o)s
                                      AND search_vector @@ t.q::tsquery) AS df)
-                SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.q)
+                SELECT c.chunk_id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.q)
                              * 2.2 / (1 + 1.2 * (0.25 + 0.75 * c.token_count / avglen.a))
-                  FROM ingestion_chunk AS c CROSS JOIN avglen
+                  FROM ingestion_chunksearch AS c CROSS JOIN avglen
                  WHERE c.owner_id = %(o)s AND c.search_vector @@ %(any)s::tsquery
-                 ORDER BY 2 DESC, c.id LIMIT 20""",
+                 ORDER BY 2 DESC, c.chunk_id LIMIT 20""",
                            {"o": member.pk, "terms": [t.tsquery for t in terms], "weights": [t.weight for t in terms],
                             "any": any_term})
             reference = cursor.fetchall()
