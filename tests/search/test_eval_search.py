@@ -66,3 +66,17 @@ def test_the_local_backend_embeds_384_dimensional_vectors_offline(tmp_path):
     result = json.loads(out.read_text())["results"][0]
     assert result["dimensions"] == 384 and result["model"] == local_embeddings.MODEL_NAME
     assert result["hit_at_5"] >= 0.5
+
+
+@pytest.mark.skipif(not local_embeddings.is_installed(), reason="needs requirements-local.txt (sentence-transformers)")
+@pytest.mark.django_db(transaction=True)
+def test_with_a_semantic_model_hybrid_beats_both_modes_on_the_held_out_questions(tmp_path):
+    # given the held-out questions (never used to tune the search) and a real embedding model
+    out = tmp_path / "results.json"
+    call_command("eval_search", "--queries", str(HELD_OUT), "--backend", "local", "--json", str(out),
+                 stdout=open(tmp_path / "log", "w"))
+    results = {r["mode"]: r for r in json.loads(out.read_text())["results"]}
+    hybrid, best_single = results["hybrid"], max(results["vector"]["hit_at_5"], results["text"]["hit_at_5"])
+    # then fusing the rankings finds more answers in the top 5 than either ranking alone, and ranks them higher
+    assert hybrid["hit_at_5"] > best_single
+    assert hybrid["mrr"] > max(results["vector"]["mrr"], results["text"]["mrr"])
