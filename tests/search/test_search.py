@@ -202,3 +202,19 @@ def test_text_ranking_in_one_pass_ranks_like_counting_each_term_on_its_own(inges
         found = _text_ranked(member, terms, None, 20)
         assert [row[0] for row in found] == [row[0] for row in reference]
         assert [round(row[1], 6) for row in found] == [round(row[1], 6) for row in reference]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_side_connection_lost_between_searches_does_not_fail_the_next_search(ingested, member, settings):
+    from django.db import connection
+
+    settings.SEARCH_SIDE_THREADS = 2
+    query = "what happens if I pay my premium late"
+    expected = _ranking(search_chunks(owner=member, query=query, k=5, mode="hybrid"))
+    # when every other session of this database is cut (a restart, a proxy dropping idle connections)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert cursor.fetchone()[0] >= 1  # the side thread's connection was among them
+    # then the next hybrid search still answers, the same
+    assert _ranking(search_chunks(owner=member, query=query, k=5, mode="hybrid")) == expected

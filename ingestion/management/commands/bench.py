@@ -27,7 +27,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100], help="generated document sizes (pages)")
-        parser.add_argument("--repeat", type=int, default=3, help="documents of each size (and EOC runs)")
+        parser.add_argument("--repeat", type=int, default=5, help="documents of each size (and EOC runs); "
+                            "the repeat variation (MAD / median) needs more than three")
         parser.add_argument("--eoc", default=str(benchmark.EOC_PATH), help="path of a real PDF to include ('' to skip)")
         parser.add_argument("--clusters", type=int, default=1, help="qcluster processes")
         parser.add_argument("--workers", type=int, default=settings.QCLUSTER_WORKERS, help="workers per qcluster")
