@@ -1,16 +1,22 @@
-"""Bulk writes of vectors: binary COPY into a temporary table, then one set-based statement.
+"""Bulk writes of passages and vectors: binary COPY straight into the tables, each row written once.
 
 A 1536-dimension vector as SQL text is ~15 KB to format in Python and to parse in PostgreSQL;
-in COPY's binary format it is the 3 KB halfvec the column stores. Vectors go to the database
-once (into the embedding cache) and reach the chunks' vector table by a join, never back through
-Python.
+in COPY's binary format it is the 3 KB halfvec the column stores. When a straight COPY meets a
+row that already exists (a stage run again, two documents caching the same text at once), the
+write falls back to a staging table and a set-based INSERT ... ON CONFLICT, so every write stays
+idempotent. Vectors of text cached before reach the passages by a join, never back through Python.
 """
 from __future__ import annotations
 
 import io
 import struct
 import uuid
-from django.db import connection, transaction
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+import psycopg2
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from ingestion.models import SEARCH_VECTOR_SQL, Chunk, ChunkSearch, ChunkVector, EmbeddingCache
 
@@ -52,36 +58,67 @@ def _halfvec_binary(vector) -> bytes:
 
 
 def store_vectors(*, model: str, dimensions: int, fresh: dict[str, list[float]],
-                  chunk_shas: dict[uuid.UUID, str]) -> int:
-    """Store fresh vectors in the embedding cache (keyed by text sha; existing keys are kept), then
-    give each chunk the cache entry of its text as its vector, in one transaction.
+                  chunk_shas: dict[uuid.UUID, str], owner_id: int, document_id) -> int:
+    """Store fresh vectors in the embedding cache (keyed by text sha; existing keys are kept) and give
+    each chunk the vector of its text, in one transaction.
 
+    Fresh vectors are encoded once and COPYed straight into the cache and into the chunks' vector
+    rows; chunks whose text was cached before get theirs from the cache by one INSERT ... SELECT.
     A chunk holding a vector of this model already keeps it; one holding another model's vector (the
     backend changed) gets the new one. Returns the number of chunks set.
     """
     if not chunk_shas:
         return 0
     cache, vectors = EmbeddingCache._meta.db_table, ChunkVector._meta.db_table
+    encoded = {sha: _halfvec_binary(vector) for sha, vector in fresh.items()}
+    from_fresh = {chunk_id: sha for chunk_id, sha in chunk_shas.items() if sha in encoded}
+    from_cache = {chunk_id: sha for chunk_id, sha in chunk_shas.items() if sha not in encoded}
+    model_bytes, dimensions_bytes = model.encode(), struct.pack("!i", dimensions)
+    stored = 0
     with transaction.atomic(), connection.cursor() as cursor:
         _durable_at_stage_end(cursor)
-        if fresh:
-            _staging(cursor, "fresh_vectors", "text_sha text, embedding halfvec")
-            cursor.copy_expert("COPY fresh_vectors FROM STDIN WITH (FORMAT binary)", _binary_copy(
-                (sha.encode(), _halfvec_binary(vector)) for sha, vector in fresh.items()))
-            cursor.execute(f"INSERT INTO {cache} (model, dimensions, text_sha, embedding, created_at) "
-                           "SELECT %s, %s, text_sha, embedding, now() FROM fresh_vectors "
-                           "ON CONFLICT (model, dimensions, text_sha) DO NOTHING", [model, dimensions])
-        _staging(cursor, "chunk_shas", "id uuid, text_sha text")
-        cursor.copy_expert("COPY chunk_shas FROM STDIN WITH (FORMAT binary)", _binary_copy(
-            (uuid.UUID(str(chunk_id)).bytes, sha.encode()) for chunk_id, sha in chunk_shas.items()))
-        cursor.execute(f"INSERT INTO {vectors} (chunk_id, owner_id, document_id, model, dimensions, embedding) "
-                       "SELECT c.id, c.owner_id, c.document_id, e.model, e.dimensions, e.embedding "
-                       f"FROM chunk_shas AS s JOIN {Chunk._meta.db_table} AS c ON c.id = s.id "
-                       f"JOIN {cache} AS e ON e.text_sha = s.text_sha AND e.model = %s AND e.dimensions = %s "
-                       "ON CONFLICT (chunk_id) DO UPDATE SET model = EXCLUDED.model, dimensions = EXCLUDED.dimensions, "
-                       f"embedding = EXCLUDED.embedding WHERE {vectors}.model <> EXCLUDED.model "
-                       f"OR {vectors}.dimensions <> EXCLUDED.dimensions", [model, dimensions])
-        return cursor.rowcount
+        if encoded:
+            now = _timestamptz_binary(timezone.now())
+            if not _copy_into_or_fall_back(cursor, cache, "model, dimensions, text_sha, embedding, created_at", _binary_copy(
+                    (model_bytes, dimensions_bytes, sha.encode(), data, now) for sha, data in encoded.items())):
+                # another document cached some of the same texts meanwhile: keep theirs, add the rest
+                _staging(cursor, "fresh_vectors", "text_sha text, embedding halfvec")
+                cursor.copy_expert("COPY fresh_vectors FROM STDIN WITH (FORMAT binary)", _binary_copy(
+                    (sha.encode(), data) for sha, data in encoded.items()))
+                cursor.execute(f"INSERT INTO {cache} (model, dimensions, text_sha, embedding, created_at) "
+                               "SELECT %s, %s, text_sha, embedding, now() FROM fresh_vectors "
+                               "ON CONFLICT (model, dimensions, text_sha) DO NOTHING", [model, dimensions])
+            owner, document = struct.pack("!i", owner_id), uuid.UUID(str(document_id)).bytes
+            if _copy_into_or_fall_back(cursor, vectors, "chunk_id, owner_id, document_id, model, dimensions, embedding",
+                                       _binary_copy((uuid.UUID(str(chunk_id)).bytes, owner, document, model_bytes,
+                                                     dimensions_bytes, encoded[sha])
+                                                    for chunk_id, sha in from_fresh.items())):
+                stored += len(from_fresh)
+            else:  # some of these chunks hold another model's vector: the upsert below replaces it
+                from_cache.update(from_fresh)
+        if from_cache:
+            _staging(cursor, "chunk_shas", "id uuid, text_sha text")
+            cursor.copy_expert("COPY chunk_shas FROM STDIN WITH (FORMAT binary)", _binary_copy(
+                (uuid.UUID(str(chunk_id)).bytes, sha.encode()) for chunk_id, sha in from_cache.items()))
+            cursor.execute(f"INSERT INTO {vectors} (chunk_id, owner_id, document_id, model, dimensions, embedding) "
+                           "SELECT c.id, c.owner_id, c.document_id, e.model, e.dimensions, e.embedding "
+                           f"FROM chunk_shas AS s JOIN {Chunk._meta.db_table} AS c ON c.id = s.id "
+                           f"JOIN {cache} AS e ON e.text_sha = s.text_sha AND e.model = %s AND e.dimensions = %s "
+                           "ON CONFLICT (chunk_id) DO UPDATE SET model = EXCLUDED.model, "
+                           f"dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding "
+                           f"WHERE {vectors}.model <> EXCLUDED.model OR {vectors}.dimensions <> EXCLUDED.dimensions",
+                           [model, dimensions])
+            stored += cursor.rowcount
+    return stored
+
+
+_POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
+
+
+def _timestamptz_binary(moment: datetime) -> bytes:
+    """timestamptz's binary form: microseconds since 2000-01-01 UTC."""
+    delta = moment - _POSTGRES_EPOCH
+    return struct.pack("!q", (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 def _durable_at_stage_end(cursor) -> None:
@@ -94,30 +131,46 @@ def _durable_at_stage_end(cursor) -> None:
     cursor.execute("SET LOCAL synchronous_commit = off")
 
 
+def _copy_into_or_fall_back(cursor, table: str, columns: str, stream) -> bool:
+    """COPY straight into ``table``; False (nothing written) when a row already exists there.
+
+    The straight COPY writes each row once; the caller then takes the idempotent path (staging table
+    and ``ON CONFLICT``), which a re-run stage or two documents caching the same text may need.
+    """
+    try:
+        with transaction.atomic():  # a savepoint: the conflict undoes only this COPY
+            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)", stream)
+        return True
+    except (IntegrityError, psycopg2.IntegrityError):  # copy_expert raises the driver's own error
+        return False
+
+
 def insert_chunks(rows: list[Chunk]) -> int:
     """Insert chunks (without vectors) by binary COPY; rows whose (document, version, ordinal) exist are skipped."""
     if not rows:
         return 0
     import json
 
-    stream = _binary_copy((
-        row.id.bytes, uuid.UUID(str(row.document_id)).bytes, struct.pack("!q", row.owner_id),
-        row.chunker_version.encode(), struct.pack("!i", row.ordinal), row.text.encode(), row.chunk_sha.encode(),
-        struct.pack("!i", row.token_count), struct.pack("!i", row.page_start), struct.pack("!i", row.page_end),
-        b"\x01" + json.dumps(row.heading_path, ensure_ascii=False).encode(),
-    ) for row in rows)
+    def stream():
+        return _binary_copy((
+            row.id.bytes, uuid.UUID(str(row.document_id)).bytes, struct.pack("!i", row.owner_id),
+            row.chunker_version.encode(), struct.pack("!i", row.ordinal), row.text.encode(), row.chunk_sha.encode(),
+            struct.pack("!i", row.token_count), struct.pack("!i", row.page_start), struct.pack("!i", row.page_end),
+            b"\x01" + json.dumps(row.heading_path, ensure_ascii=False).encode(),
+        ) for row in rows)
     columns = ("id, document_id, owner_id, chunker_version, ordinal, text, chunk_sha, token_count, page_start, "
                "page_end, heading_path")
     with transaction.atomic(), connection.cursor() as cursor:
         _durable_at_stage_end(cursor)
-        _staging(cursor, "new_chunks", "id uuid, document_id uuid, owner_id bigint, chunker_version text, "
+        if _copy_into_or_fall_back(cursor, Chunk._meta.db_table, columns, stream()):
+            return len(rows)
+        _staging(cursor, "new_chunks", "id uuid, document_id uuid, owner_id integer, chunker_version text, "
                  "ordinal integer, text text, chunk_sha text, token_count integer, page_start integer, "
                  "page_end integer, heading_path jsonb")
-        cursor.copy_expert("COPY new_chunks FROM STDIN WITH (FORMAT binary)", stream)
+        cursor.copy_expert("COPY new_chunks FROM STDIN WITH (FORMAT binary)", stream())
         cursor.execute(f"INSERT INTO {Chunk._meta.db_table} ({columns}) SELECT {columns} FROM new_chunks "
                        "ON CONFLICT DO NOTHING")
-        inserted = cursor.rowcount
-    return inserted
+        return cursor.rowcount
 
 
 def index_chunks(document_id) -> int:

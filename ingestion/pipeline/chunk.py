@@ -40,7 +40,8 @@ def run(job: Job, ctx) -> dict:
         changed = [row.ordinal for row in rows if row.ordinal in existing and existing[row.ordinal] != row.chunk_sha]
         if changed:
             Chunk.objects.filter(document_id=document.id, ordinal__in=changed).delete()
-        insert_chunks(rows)
+        kept = {ordinal for ordinal in existing if ordinal not in changed}
+        insert_chunks([row for row in rows if row.ordinal not in kept])
         stored = time.monotonic()
         index_chunks(document.id)
     return {"chunk_count": len(rows), "chunker_version": CHUNKER_VERSION,

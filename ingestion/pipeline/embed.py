@@ -50,7 +50,8 @@ def run(job: Job, ctx) -> dict:
         tokens = result.tokens
         fresh = dict(zip(missing.keys(), result.vectors))
     started = time.monotonic()
-    store_vectors(model=model, dimensions=dimensions, fresh=fresh, chunk_shas=shas)
+    store_vectors(model=model, dimensions=dimensions, fresh=fresh, chunk_shas=shas,
+                  owner_id=job.document.owner_id, document_id=job.document_id)
     store_seconds = time.monotonic() - started
     return {"tokens_embedded": job.tokens_embedded + tokens, "embed_model": model, "embed_dimensions": dimensions,
             "_payload": {"embedded": len(pending), "from_cache": len(pending) - len(missing), "tokens": tokens,
