@@ -244,7 +244,7 @@ def copy_ceiling(limit: int = 5000, repeats: int = 5) -> dict:
     """The ceiling: the run's own rows (id, text, vector) copied by raw binary COPY into a bare table
     (no index, no constraint, no tsvector) of the same database, WAL-logged like the pipeline's.
     One COPY of ~1,500 rows takes ~50 ms, so it is repeated and the median rate reported."""
-    raw_connection()
+    connection.ensure_connection()
     select = ("SELECT c.id, c.text, v.embedding FROM ingestion_chunk AS c JOIN ingestion_chunkvector AS v "
               "ON v.chunk_id = c.id WHERE c.owner_id IN (SELECT id FROM auth_user WHERE username LIKE %s) "
               "LIMIT %s")
@@ -272,11 +272,6 @@ def copy_ceiling(limit: int = 5000, repeats: int = 5) -> dict:
     seconds = statistics.median(timings)
     return {"rows": rows, "seconds": seconds, "repeats": repeats, "rows_per_second": rows / seconds,
             "rows_per_second_each": [round(rows / t) for t in timings]}
-
-
-def raw_connection() -> None:
-    if connection.connection is None:
-        connection.ensure_connection()
 
 
 def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, workers: int, latency_ms: float,

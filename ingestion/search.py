@@ -8,7 +8,6 @@ path, the passage, a highlighted snippet and the score each mode gave it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -21,6 +20,7 @@ from django.db import close_old_connections, connection
 from ingestion.chunking import estimate_tokens
 from ingestion.errors import PermanentError
 from ingestion.glossary import policy_terms
+from ingestion.pipeline.embed import as_floats, text_sha
 from ingestion.models import SEARCH_VECTOR_SQL, Chunk, ChunkSearch, ChunkVector, EmbeddingCache
 from ingestion.providers.embeddings import EmbeddingSpace, active_space, embeddings_for_texts
 from ingestion.statuses import Status
@@ -70,7 +70,7 @@ def query_vector_cached(query: str, space: EmbeddingSpace) -> str:
 
     Searches then read the vector inside the ranking statement, so it never travels to Python and back.
     """
-    sha = hashlib.sha256(query.encode()).hexdigest()
+    sha = text_sha(query)
     with connection.cursor() as cursor:  # plain SQL: searches are hot, and the ORM's compile costs more than this
         cursor.execute(f"SELECT 1 FROM {EmbeddingCache._meta.db_table} WHERE model = %s AND dimensions = %s "
                        "AND text_sha = %s", [space.model, space.dimensions, sha])
@@ -85,15 +85,8 @@ def query_vector_cached(query: str, space: EmbeddingSpace) -> str:
 def query_vector(query: str, space: EmbeddingSpace | None = None) -> list[float]:
     """The query's vector in ``space``: from the cache when this text was embedded with this model before."""
     space = space or active_space()
-    sha = hashlib.sha256(query.encode()).hexdigest()
-    cached = (EmbeddingCache.objects.filter(model=space.model, dimensions=space.dimensions, text_sha=sha)
-              .values_list("embedding", flat=True).first())
-    if cached is not None:
-        return [float(x) for x in (cached.to_list() if hasattr(cached, "to_list") else cached)]
-    vector = embeddings_for_texts([query], [estimate_tokens(query)], space=space).vectors[0]
-    EmbeddingCache.objects.bulk_create([EmbeddingCache(model=space.model, dimensions=space.dimensions, text_sha=sha,
-                                                       embedding=vector)], ignore_conflicts=True)
-    return vector
+    sha = query_vector_cached(query, space)
+    return as_floats(EmbeddingCache.objects.get(model=space.model, dimensions=space.dimensions, text_sha=sha).embedding)
 
 
 def _lexeme_tsquery(lexeme: str) -> str:

@@ -1,10 +1,9 @@
-"""Stage 5, finalize: every chunk has a vector and a full-text entry; the document is complete.
-Idempotent: it only reads, and builds full-text entries a passage lacks (none, after the chunk stage)."""
+"""Stage 5, finalize: every chunk has a vector; the document is complete. Idempotent (only reads).
+Full-text entries need no check: the chunk stage writes them in the transaction that stores the chunks."""
 from __future__ import annotations
 
 from ingestion.errors import TransientError
 from ingestion.models import Chunk, Job
-from ingestion.pipeline.bulk import index_chunks
 
 
 def run(job: Job, ctx) -> dict:
@@ -13,7 +12,6 @@ def run(job: Job, ctx) -> dict:
     chunks = Chunk.objects.filter(document_id=job.document_id)
     total = chunks.count()
     missing = chunks.filter(vector__isnull=True).count()
-    index_chunks(job.document_id)
     if missing:
         raise TransientError("EMBED_INCOMPLETE", f"{missing} of {total} passages have no vector yet; embedding "
                              "will run again.")
