@@ -8,17 +8,15 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import openai
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from fakes.models import FakeParseJob
 from samples.generate import build_document
-from tests.clusters import free_port
+from tests.clusters import database_url, free_port
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -28,16 +26,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _test_database_url() -> str:
-    """DATABASE_URL with the test database's name, so the server sees this test's rows."""
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
-
-
 @pytest.fixture
 def fakes_server(transactional_db):
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=_test_database_url())
+    env = dict(os.environ, DATABASE_URL=database_url())  # the test database, so the server sees this test's rows
     process = subprocess.Popen([sys.executable, "manage.py", "runfakes", "--port", str(port), "--workers", "2"],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
