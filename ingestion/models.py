@@ -82,7 +82,11 @@ class Chunk(models.Model):
     id = models.UUIDField(primary_key=True, editable=False)
     # No single-column indexes: (document, chunker_version, ordinal) and (owner, document) serve both.
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks", db_index=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # The document's owner, repeated for member-scoped queries. No database constraint: the document's
+    # key already guarantees the owner exists, and each constraint is a check per row in bulk writes.
+    # Deleting a member still deletes their passages (Django's cascade).
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False,
+                              db_constraint=False)
     chunker_version = models.CharField(max_length=32)
     ordinal = models.PositiveIntegerField()
     text = models.TextField()
@@ -119,8 +123,10 @@ class ChunkSearch(models.Model):
     """
 
     chunk = models.OneToOneField(Chunk, primary_key=True, on_delete=models.CASCADE, related_name="search")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+")
+    # The passage's owner and document, repeated; the passage's key is the constraint (see Chunk.owner).
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                              db_constraint=False)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     token_count = models.PositiveIntegerField()
     search_vector = SearchVectorField()
 
@@ -142,8 +148,10 @@ class ChunkVector(models.Model):
     """
 
     chunk = models.OneToOneField(Chunk, primary_key=True, on_delete=models.CASCADE, related_name="vector")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
-    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+")
+    # The passage's owner and document, repeated; the passage's key is the constraint (see Chunk.owner).
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False,
+                              db_constraint=False)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     # halfvec: half the storage of float32, and the distance kernels of the embedded server's pgvector
     # build for `vector` use AVX-512 unconditionally (SIGILL on AVX2-only CPUs); halfvec's do not.
     # No fixed dimension, so vectors of any model fit (1536 from OpenAI, 384 from the local model);

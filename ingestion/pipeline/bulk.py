@@ -3,20 +3,24 @@
 A 1536-dimension vector as SQL text is ~15 KB to format in Python and to parse in PostgreSQL;
 in COPY's binary format it is the 3 KB halfvec the column stores. When a straight COPY meets a
 row that already exists (a stage run again, two documents caching the same text at once), the
-write falls back to a staging table and a set-based INSERT ... ON CONFLICT, so every write stays
-idempotent. Vectors of text cached before reach the passages by a join, never back through Python.
+transaction is done again through a staging table and a set-based INSERT ... ON CONFLICT, so every
+write stays idempotent; the common case pays no savepoint for that. Vectors of text cached before
+reach the passages by a join, never back through Python.
 """
 from __future__ import annotations
 
 import io
+import json
 import struct
 import uuid
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
+import numpy as np
 import psycopg2
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from pgvector import HalfVector
 
 from ingestion.models import SEARCH_VECTOR_SQL, Chunk, ChunkSearch, ChunkVector, EmbeddingCache
 
@@ -52,12 +56,16 @@ def _staging(cursor, name: str, columns: str) -> None:
 
 
 def _halfvec_binary(vector) -> bytes:
-    """halfvec's binary form: dimensions, a zero, then big-endian float16 values."""
-    values = list(vector)
-    return struct.pack(f">HH{len(values)}e", len(values), 0, *values)
+    """halfvec's binary form (pgvector's own encoder), from a float32 array as the providers give it
+    (a list of floats also works, converted first): no per-number Python work."""
+    return HalfVector(np.asarray(vector, dtype=np.float32)).to_binary()
 
 
-def store_vectors(*, model: str, dimensions: int, fresh: dict[str, list[float]],
+# What a straight COPY raises when it meets a row that exists (copy_expert raises the driver's own error).
+CONFLICT = (IntegrityError, psycopg2.IntegrityError)
+
+
+def store_vectors(*, model: str, dimensions: int, fresh: dict[str, np.ndarray],
                   chunk_shas: dict[uuid.UUID, str], owner_id: int, document_id) -> int:
     """Store fresh vectors in the embedding cache (keyed by text sha; existing keys are kept) and give
     each chunk the vector of its text, in one transaction.
@@ -65,37 +73,53 @@ def store_vectors(*, model: str, dimensions: int, fresh: dict[str, list[float]],
     Fresh vectors are encoded once and COPYed straight into the cache and into the chunks' vector
     rows; chunks whose text was cached before get theirs from the cache by one INSERT ... SELECT.
     A chunk holding a vector of this model already keeps it; one holding another model's vector (the
-    backend changed) gets the new one. Returns the number of chunks set.
+    backend changed) gets the new one. If a straight COPY meets an existing row (another document
+    cached the same text meanwhile, a chunk holds another model's vector), the transaction is undone
+    and done again the idempotent way. Returns the number of chunks set.
     """
     if not chunk_shas:
         return 0
-    cache, vectors = EmbeddingCache._meta.db_table, ChunkVector._meta.db_table
     encoded = {sha: _halfvec_binary(vector) for sha, vector in fresh.items()}
+    for straight in (True, False):
+        try:
+            with transaction.atomic():  # the transaction (a savepoint when the caller has one open)
+                return _write_vectors(model, dimensions, encoded, chunk_shas, owner_id, document_id, straight=straight)
+        except CONFLICT:
+            if not straight:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _write_vectors(model: str, dimensions: int, encoded: dict[str, bytes], chunk_shas: dict, owner_id: int,
+                   document_id, *, straight: bool) -> int:
+    cache, vectors = EmbeddingCache._meta.db_table, ChunkVector._meta.db_table
     from_fresh = {chunk_id: sha for chunk_id, sha in chunk_shas.items() if sha in encoded}
     from_cache = {chunk_id: sha for chunk_id, sha in chunk_shas.items() if sha not in encoded}
     model_bytes, dimensions_bytes = model.encode(), struct.pack("!i", dimensions)
     stored = 0
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         _durable_at_stage_end(cursor)
-        if encoded:
+        if encoded and straight:
             now = _timestamptz_binary(timezone.now())
-            if not _copy_into_or_fall_back(cursor, cache, "model, dimensions, text_sha, embedding, created_at", _binary_copy(
-                    (model_bytes, dimensions_bytes, sha.encode(), data, now) for sha, data in encoded.items())):
-                # another document cached some of the same texts meanwhile: keep theirs, add the rest
-                _staging(cursor, "fresh_vectors", "text_sha text, embedding halfvec")
-                cursor.copy_expert("COPY fresh_vectors FROM STDIN WITH (FORMAT binary)", _binary_copy(
-                    (sha.encode(), data) for sha, data in encoded.items()))
-                cursor.execute(f"INSERT INTO {cache} (model, dimensions, text_sha, embedding, created_at) "
-                               "SELECT %s, %s, text_sha, embedding, now() FROM fresh_vectors "
-                               "ON CONFLICT (model, dimensions, text_sha) DO NOTHING", [model, dimensions])
+            cursor.copy_expert(f"COPY {cache} (model, dimensions, text_sha, embedding, created_at) FROM STDIN "
+                               "WITH (FORMAT binary)", _binary_copy(
+                                   (model_bytes, dimensions_bytes, sha.encode(), data, now) for sha, data in encoded.items()))
             owner, document = struct.pack("!i", owner_id), uuid.UUID(str(document_id)).bytes
-            if _copy_into_or_fall_back(cursor, vectors, "chunk_id, owner_id, document_id, model, dimensions, embedding",
-                                       _binary_copy((uuid.UUID(str(chunk_id)).bytes, owner, document, model_bytes,
-                                                     dimensions_bytes, encoded[sha])
-                                                    for chunk_id, sha in from_fresh.items())):
-                stored += len(from_fresh)
-            else:  # some of these chunks hold another model's vector: the upsert below replaces it
-                from_cache.update(from_fresh)
+            cursor.copy_expert(f"COPY {vectors} (chunk_id, owner_id, document_id, model, dimensions, embedding) "
+                               "FROM STDIN WITH (FORMAT binary)", _binary_copy(
+                                   (uuid.UUID(str(chunk_id)).bytes, owner, document, model_bytes, dimensions_bytes,
+                                    encoded[sha]) for chunk_id, sha in from_fresh.items()))
+            stored += len(from_fresh)
+        elif encoded:
+            # keep texts another document cached meanwhile; the chunks take their vectors by the join below,
+            # which also replaces another model's vector
+            _staging(cursor, "fresh_vectors", "text_sha text, embedding halfvec")
+            cursor.copy_expert("COPY fresh_vectors FROM STDIN WITH (FORMAT binary)", _binary_copy(
+                (sha.encode(), data) for sha, data in encoded.items()))
+            cursor.execute(f"INSERT INTO {cache} (model, dimensions, text_sha, embedding, created_at) "
+                           "SELECT %s, %s, text_sha, embedding, now() FROM fresh_vectors "
+                           "ON CONFLICT (model, dimensions, text_sha) DO NOTHING", [model, dimensions])
+            from_cache.update(from_fresh)
         if from_cache:
             _staging(cursor, "chunk_shas", "id uuid, text_sha text")
             cursor.copy_expert("COPY chunk_shas FROM STDIN WITH (FORMAT binary)", _binary_copy(
@@ -131,25 +155,16 @@ def _durable_at_stage_end(cursor) -> None:
     cursor.execute("SET LOCAL synchronous_commit = off")
 
 
-def _copy_into_or_fall_back(cursor, table: str, columns: str, stream) -> bool:
-    """COPY straight into ``table``; False (nothing written) when a row already exists there.
+def insert_chunks(rows: list[Chunk], *, straight: bool = False) -> int:
+    """Insert chunks (without vectors) by binary COPY, inside the caller's transaction (or one of its own).
 
-    The straight COPY writes each row once; the caller then takes the idempotent path (staging table
-    and ``ON CONFLICT``), which a re-run stage or two documents caching the same text may need.
+    ``straight``: the caller checked in this transaction that none of these rows exist, so they are
+    COPYed straight into the table, each written once; if another writer added one meanwhile, this
+    raises one of CONFLICT and the caller's transaction is to be done again without ``straight``.
+    Otherwise rows whose (document, version, ordinal) exist are skipped (staging table + ON CONFLICT).
     """
-    try:
-        with transaction.atomic():  # a savepoint: the conflict undoes only this COPY
-            cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)", stream)
-        return True
-    except (IntegrityError, psycopg2.IntegrityError):  # copy_expert raises the driver's own error
-        return False
-
-
-def insert_chunks(rows: list[Chunk]) -> int:
-    """Insert chunks (without vectors) by binary COPY; rows whose (document, version, ordinal) exist are skipped."""
     if not rows:
         return 0
-    import json
 
     def stream():
         return _binary_copy((
@@ -160,9 +175,10 @@ def insert_chunks(rows: list[Chunk]) -> int:
         ) for row in rows)
     columns = ("id, document_id, owner_id, chunker_version, ordinal, text, chunk_sha, token_count, page_start, "
                "page_end, heading_path")
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         _durable_at_stage_end(cursor)
-        if _copy_into_or_fall_back(cursor, Chunk._meta.db_table, columns, stream()):
+        if straight:
+            cursor.copy_expert(f"COPY {Chunk._meta.db_table} ({columns}) FROM STDIN WITH (FORMAT binary)", stream())
             return len(rows)
         _staging(cursor, "new_chunks", "id uuid, document_id uuid, owner_id integer, chunker_version text, "
                  "ordinal integer, text text, chunk_sha text, token_count integer, page_start integer, "

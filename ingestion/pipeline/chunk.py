@@ -15,7 +15,7 @@ from ingestion import storage
 from ingestion.chunking import CHUNKER_VERSION, chunk_markdown
 from ingestion.errors import PermanentError
 from ingestion.models import Chunk, Job
-from ingestion.pipeline.bulk import index_chunks, insert_chunks
+from ingestion.pipeline.bulk import CONFLICT, index_chunks, insert_chunks
 
 
 def run(job: Job, ctx) -> dict:
@@ -31,19 +31,32 @@ def run(job: Job, ctx) -> dict:
                   heading_path=d.heading_path)
             for d in drafts]
     started = time.monotonic()
-    with transaction.atomic():
-        stale = Chunk.objects.filter(document_id=document.id).exclude(chunker_version=CHUNKER_VERSION)
-        stale.delete()
-        Chunk.objects.filter(document_id=document.id, ordinal__gte=len(rows)).delete()
-        # A re-chunk with different settings changes texts at the same ordinals: replace those.
-        existing = dict(Chunk.objects.filter(document_id=document.id).values_list("ordinal", "chunk_sha"))
-        changed = [row.ordinal for row in rows if row.ordinal in existing and existing[row.ordinal] != row.chunk_sha]
-        if changed:
-            Chunk.objects.filter(document_id=document.id, ordinal__in=changed).delete()
-        kept = {ordinal for ordinal in existing if ordinal not in changed}
-        insert_chunks([row for row in rows if row.ordinal not in kept])
-        stored = time.monotonic()
-        index_chunks(document.id)
+    try:
+        stored, indexed = _store(document, rows, straight=True)
+    except CONFLICT:  # another worker wrote some of these passages meanwhile (it held the job before us)
+        stored, indexed = _store(document, rows, straight=False)
     return {"chunk_count": len(rows), "chunker_version": CHUNKER_VERSION,
             "_payload": {"chunks": len(rows), "store_seconds": round(stored - started, 4),
-                         "index_seconds": round(time.monotonic() - stored, 4)}}
+                         "index_seconds": round(indexed - stored, 4)}}
+
+
+def _store(document, rows: list[Chunk], *, straight: bool) -> tuple[float, float]:
+    """Replace what differs, insert what is missing and index it, in one transaction; returns when the
+    passages were stored and when they were indexed (monotonic clock)."""
+    with transaction.atomic():
+        # One look at what is stored: passages of an older chunker version, beyond the new count, or
+        # with other text at the same ordinal (a re-chunk with different settings) are replaced.
+        existing = Chunk.objects.filter(document_id=document.id).values_list("id", "chunker_version", "ordinal",
+                                                                            "chunk_sha")
+        kept, stale = set(), []
+        for chunk_id, version, ordinal, sha in existing:
+            if version == CHUNKER_VERSION and ordinal < len(rows) and rows[ordinal].chunk_sha == sha:
+                kept.add(ordinal)
+            else:
+                stale.append(chunk_id)
+        if stale:
+            Chunk.objects.filter(id__in=stale).delete()  # their index entries and vectors with them
+        insert_chunks([row for row in rows if row.ordinal not in kept], straight=straight)
+        stored = time.monotonic()
+        index_chunks(document.id)
+    return stored, time.monotonic()

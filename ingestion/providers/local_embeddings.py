@@ -10,6 +10,8 @@ import os
 import threading
 from functools import lru_cache
 
+import numpy as np
+
 from ingestion.errors import PermanentError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,11 +54,11 @@ def _model():
     return model
 
 
-def embed_texts(texts: list[str]) -> list[list[float]]:
+def embed_texts(texts: list[str]) -> list[np.ndarray]:
     """Unit-length 384-d vectors for ``texts``, in order. The first call loads the model (~1 s)."""
     model = _model()
     # One encode at a time: torch already uses every core, and the tokenizer is not thread-safe.
     with _encode_lock:
         vectors = model.encode(texts, batch_size=ENCODE_BATCH_SIZE, normalize_embeddings=True,
                                convert_to_numpy=True, show_progress_bar=False)
-    return [row.tolist() for row in vectors]
+    return [row.astype(np.float32, copy=False) for row in vectors]

@@ -5,9 +5,12 @@ Retry-After) absorbs short blips; what it gives up on goes back to the stage run
 """
 from __future__ import annotations
 
+import base64
+import binascii
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import openai
 from django.conf import settings
 
@@ -16,7 +19,7 @@ from ingestion.errors import PermanentError, TransientError
 
 @dataclass
 class EmbeddingBatchResult:
-    vectors: list[list[float]]
+    vectors: list[np.ndarray]  # float32, one per input, in order
     tokens: int
     calls: int
 
@@ -51,20 +54,33 @@ def _convert(exc: Exception) -> Exception:
     return TransientError("EMBED_PROVIDER_ERROR", f"Embedding failed ({exc.__class__.__name__}); we will retry.")
 
 
-def _embed_batch(client: openai.OpenAI, texts: list[str], model: str, dimensions: int) -> tuple[list[list[float]], int]:
+def _as_array(embedding) -> np.ndarray:
+    """One vector from the answer: base64 little-endian float32 (as requested) or a JSON list of floats."""
+    if isinstance(embedding, str):
+        return np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4")
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _embed_batch(client: openai.OpenAI, texts: list[str], model: str, dimensions: int) -> tuple[list[np.ndarray], int]:
+    # base64 is what the SDK asks for by default too; asking for it by name keeps the provider's float32
+    # bytes as they are, instead of the SDK turning every vector into a list of Python floats.
     try:
-        response = client.embeddings.create(input=texts, model=model, dimensions=dimensions)
+        response = client.embeddings.create(input=texts, model=model, dimensions=dimensions, encoding_format="base64")
     except openai.OpenAIError as exc:
         raise _convert(exc) from exc
-    except ValueError as exc:  # the SDK's own decoding of a broken answer, e.g. "No embedding data received"
+    except ValueError as exc:  # the SDK's own decoding of a broken answer
         raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider's answer could not be read "
                              f"({exc}); we will retry.") from exc
     if len(response.data) != len(texts):
         raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider returned {len(response.data)} "
                              f"vectors for {len(texts)} inputs; we will retry.")
     ordered = sorted(response.data, key=lambda item: item.index)
-    vectors = [list(item.embedding) for item in ordered]
-    if any(len(v) != dimensions for v in vectors):
+    try:
+        vectors = [_as_array(item.embedding) for item in ordered]
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider's vectors could not be read "
+                             f"({exc}); we will retry.") from exc
+    if any(v.shape != (dimensions,) for v in vectors):
         raise TransientError("EMBED_PROVIDER_MALFORMED", "The embedding provider returned vectors of the wrong size.")
     return vectors, response.usage.total_tokens if response.usage else 0
 
@@ -92,7 +108,7 @@ def embeddings_for_texts(texts: list[str], token_counts: list[int], *, model: st
     dimensions = dimensions or settings.EMBEDDING_DIMENSIONS
     groups = batches(texts, token_counts, max_inputs=settings.EMBEDDING_BATCH_INPUTS,
                      max_tokens=settings.EMBEDDING_BATCH_TOKENS)
-    vectors: list[list[float] | None] = [None] * len(texts)
+    vectors: list[np.ndarray | None] = [None] * len(texts)
     tokens = 0
     client = make_client()
     try:
