@@ -51,9 +51,14 @@ def _inputs(raw) -> list[tuple[str, int]] | None:
 
 
 def _truncated(response: HttpResponse) -> HttpResponse:
-    """A malformed answer: one vector fewer than inputs, as a cut-off stream would give."""
+    """A malformed answer, as a cut-off stream would give: one vector fewer than inputs, or, for a
+    single input, its vector cut short (base64 that no longer decodes, or half the numbers)."""
     body = json.loads(response.content)
-    body["data"] = body["data"][:-1]
+    if len(body["data"]) > 1:
+        body["data"] = body["data"][:-1]
+    else:
+        vector = body["data"][0]["embedding"]
+        body["data"][0]["embedding"] = vector[:len(vector) // 2 - 1] if isinstance(vector, str) else vector[:len(vector) // 2]
     response.content = json.dumps(body).encode()
     return response
 

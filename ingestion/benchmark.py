@@ -351,6 +351,10 @@ def summarise(latency_runs: list[dict], throughput_runs: list[dict], elapsed: fl
               for name in STAGE_ORDER}
     hops = [h for r in latency_runs for h in r["queue_hops"]]
     storage_rate = chunks / store_seconds if store_seconds else None
+    # the same, one document at a time: the machine otherwise as quiet as when the ceiling is measured
+    alone_chunks = sum(r["chunks"] for r in latency_runs if r["status"] == Status.COMPLETE)
+    alone_seconds = sum(r["store_seconds"] for r in latency_runs if r["status"] == Status.COMPLETE)
+    alone_rate = alone_chunks / alone_seconds if alone_seconds else None
     index_rate = chunks / index_seconds if index_seconds else None
     both_rate = chunks / (store_seconds + index_seconds) if store_seconds + index_seconds else None
     ceiling_rate = ceiling.get("rows_per_second")
@@ -362,8 +366,10 @@ def summarise(latency_runs: list[dict], throughput_runs: list[dict], elapsed: fl
                                "mad_over_median": mad_ratio(v)} for name, v in by_size.items()},
         "stage_seconds": {name: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for name, v in stages.items()},
         "queue_hop_seconds": {"n": len(hops), "p50": percentile(hops, 50), "p95": percentile(hops, 95)},
-        # storing passages and their vectors (COPY, set-based inserts, btree indexes)
+        # storing passages and their vectors (COPY, set-based inserts, btree indexes), all documents at once
         "chunk_storage_rows_per_second": storage_rate,
+        "chunk_storage_one_at_a_time_rows_per_second": alone_rate,
+        "storage_one_at_a_time_vs_copy": alone_rate / ceiling_rate if alone_rate and ceiling_rate else None,
         # building their full-text entries (PostgreSQL parsing each text into an english tsvector, GIN)
         "full_text_index_rows_per_second": index_rate,
         "storage_and_index_rows_per_second": both_rate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, HashIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from pgvector.django import HalfVectorField
@@ -145,6 +145,11 @@ class ChunkVector(models.Model):
     the vector out in TOAST. Vectors are only ever inserted (or replaced when the model changes),
     never written into the wide passage rows. Owner and document are repeated so the scan is
     member-scoped in SQL without touching the passages.
+
+    Each vector is stored once, here: a passage whose text (with its headings) was embedded before
+    with the same model, for any document, takes a copy of that vector instead of paying for it again
+    (found by ``text_sha``). Deleting a document deletes its vectors with it; none of its text's
+    vectors stay behind in a cache.
     """
 
     chunk = models.OneToOneField(Chunk, primary_key=True, on_delete=models.CASCADE, related_name="vector")
@@ -158,17 +163,24 @@ class ChunkVector(models.Model):
     # the model and size they came from are recorded beside them and searches compare only those.
     model = models.CharField(max_length=100)
     dimensions = models.PositiveIntegerField()
+    # sha256 of the text that was embedded (the passage's headings and text, ingestion.pipeline.embed)
+    text_sha = models.CharField(max_length=64)
     embedding = HalfVectorField()
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "model", "dimensions"], name="chunkvector_owner_model")]
+        indexes = [models.Index(fields=["owner", "model", "dimensions"], name="chunkvector_owner_model"),
+                   # only ever looked up by equality; a hash entry is a fraction of a btree entry of 64 hex digits
+                   HashIndex(fields=["text_sha"], name="chunkvector_text")]
 
     def __str__(self) -> str:
         return f"{self.model}/{self.dimensions} vector of {self.chunk_id}"
 
 
 class EmbeddingCache(models.Model):
-    """(model, dimensions, text sha) -> vector: identical text is never paid for twice."""
+    """(model, dimensions, text sha) -> vector of a search query: a query asked again is not paid for again.
+
+    Passages need no cache of their own: their vectors are found among the stored ones (ChunkVector.text_sha).
+    """
 
     model = models.CharField(max_length=100)
     dimensions = models.PositiveIntegerField()

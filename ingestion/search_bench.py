@@ -65,8 +65,10 @@ def bench_member_create(*, chunks: int, space: EmbeddingSpace):
                                                FROM generate_series(1, %(passage_words)s) WHERE s.i >= 0), ' '),
                        md5(s.i::text), %(passage_words)s, 1 + s.i / 4, 1 + s.i / 4, '[]'::jsonb
                   FROM generate_series(0, %(count)s - 1) AS s(i);
-                INSERT INTO ingestion_chunkvector (chunk_id, owner_id, document_id, model, dimensions, embedding)
+                INSERT INTO ingestion_chunkvector (chunk_id, owner_id, document_id, model, dimensions, text_sha,
+                                                   embedding)
                 SELECT md5(%(document)s || ':' || s.i)::uuid, %(owner)s, %(document)s::uuid, %(model)s, %(dimensions)s,
+                       encode(sha256(convert_to(%(document)s || ':' || s.i, 'UTF8')), 'hex'),
                        l2_normalize(ARRAY(SELECT random() - 0.5 FROM generate_series(1, %(dimensions)s)
                                           WHERE s.i >= 0)::real[]::halfvec)
                   FROM generate_series(0, %(count)s - 1) AS s(i)

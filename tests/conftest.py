@@ -11,10 +11,15 @@ from samples.generate import build_document
 
 @pytest.fixture(scope="session", autouse=True)
 def side_connections_closed(django_db_setup, django_db_blocker):
-    """Hybrid search keeps side connections open between searches; they close before the test database is dropped."""
+    """Hybrid search keeps side connections open between searches, and the provider clients keep HTTP
+    connections (each holding a live-server thread and its database session); all close before the test
+    database is dropped."""
     yield
+    from ingestion.providers import llamaparse, openai_embeddings
     from ingestion.search import side_connections_close
 
+    llamaparse.close_clients()
+    openai_embeddings.close_clients()
     with django_db_blocker.unblock():
         side_connections_close()
 
@@ -50,6 +55,12 @@ def providers(live_server, settings):
     for thread in threading.enumerate():
         if thread.name.startswith("fake-parse-"):
             thread.join(timeout=10)
+    # The clients keep their connections to the live server (each holds a server thread and its database
+    # session) between documents; a test leaves none behind.
+    from ingestion.providers import llamaparse, openai_embeddings
+
+    llamaparse.close_clients()
+    openai_embeddings.close_clients()
 
 
 @pytest.fixture

@@ -2,44 +2,62 @@
 
 A 1536-dimension vector as SQL text is ~15 KB to format in Python and to parse in PostgreSQL;
 in COPY's binary format it is the 3 KB halfvec the column stores. When a straight COPY meets a
-row that already exists (a stage run again, two documents caching the same text at once), the
-transaction is done again through a staging table and a set-based INSERT ... ON CONFLICT, so every
-write stays idempotent; the common case pays no savepoint for that. Vectors of text cached before
-reach the passages by a join, never back through Python.
+row that already exists (a stage run again, another worker's write), the transaction is done again
+through a staging table and a set-based INSERT ... ON CONFLICT, so every write stays idempotent; the
+common case pays no savepoint for that. Vectors of text embedded before reach new passages by a
+join, never back through Python.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
 import uuid
-from datetime import datetime
-from datetime import timezone as dt_timezone
 
 import numpy as np
 import psycopg2
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
-from pgvector import HalfVector
 
-from ingestion.models import SEARCH_VECTOR_SQL, Chunk, ChunkSearch, ChunkVector, EmbeddingCache
+from ingestion.models import SEARCH_VECTOR_SQL, Chunk, ChunkSearch, ChunkVector
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _TRAILER = struct.pack("!h", -1)
 
 
+_LENGTH = struct.Struct("!i")
+_INT4_FIELD = struct.Struct("!ii")
+_FIELD_COUNT = struct.Struct("!h")
+
+
 def _field(data: bytes) -> bytes:
-    return struct.pack("!i", len(data)) + data
+    """One field of a binary COPY row: its length, then its bytes."""
+    return _LENGTH.pack(len(data)) + data
 
 
-def _binary_copy(rows) -> io.BytesIO:
-    """COPY binary stream of rows of already-encoded fields."""
+def _int4(value: int) -> bytes:
+    """An integer field, framed."""
+    return _INT4_FIELD.pack(4, value)
+
+
+def _uuid_bytes(value) -> bytes:
+    return value.bytes if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).bytes
+
+
+def _binary_copy(columns: int, rows) -> io.BytesIO:
+    """COPY binary stream of rows of ``columns`` fields, each row given as pieces of framed fields
+    (``_field``, ``_int4``).
+
+    Fields that are the same on every row (a document's id, the model) are framed once by the caller
+    and passed as one piece; a row is then one join of ready bytes, a few microseconds of Python for
+    a 3 KB vector row.
+    """
+    count = _FIELD_COUNT.pack(columns)
     out = io.BytesIO()
     out.write(_HEADER)
-    for fields in rows:
-        out.write(struct.pack("!h", len(fields)))
-        for data in fields:
-            out.write(_field(data))
+    for pieces in rows:
+        out.write(count)
+        out.write(b"".join(pieces))
     out.write(_TRAILER)
     out.seek(0)
     return out
@@ -55,35 +73,55 @@ def _staging(cursor, name: str, columns: str) -> None:
     cursor.execute(f"DELETE FROM {name}")  # rows of an earlier call in this same transaction
 
 
-def _halfvec_binary(vector) -> bytes:
-    """halfvec's binary form (pgvector's own encoder), from a float32 array as the providers give it
-    (a list of floats also works, converted first): no per-number Python work."""
-    return HalfVector(np.asarray(vector, dtype=np.float32)).to_binary()
+def _halfvec_fields(vectors: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """Many vectors (of one size) as framed halfvec COPY fields: one numpy conversion for all of them.
+
+    The layout is pgvector's binary halfvec (``pgvector.HalfVector.to_binary``): dimensions, a zero, then
+    big-endian float16 values.
+    """
+    if not vectors:
+        return {}
+    matrix = np.asarray(list(vectors.values()), dtype=np.float32).astype(">f2")
+    dimensions = matrix.shape[1]
+    head = _LENGTH.pack(4 + 2 * dimensions) + struct.pack(">HH", dimensions, 0)
+    return {key: head + row.tobytes() for key, row in zip(vectors, matrix)}
 
 
 # What a straight COPY raises when it meets a row that exists (copy_expert raises the driver's own error).
 CONFLICT = (IntegrityError, psycopg2.IntegrityError)
 
 
-def store_vectors(*, model: str, dimensions: int, fresh: dict[str, np.ndarray],
-                  chunk_shas: dict[uuid.UUID, str], owner_id: int, document_id) -> int:
-    """Store fresh vectors in the embedding cache (keyed by text sha; existing keys are kept) and give
-    each chunk the vector of its text, in one transaction.
+def vector_donors(*, model: str, dimensions: int, shas) -> dict[str, uuid.UUID]:
+    """For each text sha embedded before with this model (for any document), one passage holding its vector."""
+    if not shas:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT ON (text_sha) text_sha, chunk_id FROM {ChunkVector._meta.db_table} "
+                       "WHERE model = %s AND dimensions = %s AND text_sha = ANY(%s) ORDER BY text_sha",
+                       [model, dimensions, sorted(set(shas))])
+        return {sha: uuid.UUID(str(chunk_id)) for sha, chunk_id in cursor.fetchall()}
 
-    Fresh vectors are encoded once and COPYed straight into the cache and into the chunks' vector
-    rows; chunks whose text was cached before get theirs from the cache by one INSERT ... SELECT.
+
+def store_vectors(*, model: str, dimensions: int, fresh: dict[str, np.ndarray],
+                  chunk_shas: dict[uuid.UUID, str], owner_id: int, document_id,
+                  donors: dict[str, uuid.UUID] | None = None) -> int:
+    """Give each chunk (id -> sha of its embedded text) its vector, in one transaction.
+
+    ``fresh`` vectors (by text sha, just paid for) are encoded once and COPYed straight into the
+    chunks' vector rows; chunks whose text is not in ``fresh`` take a copy of the vector of their
+    text's donor passage (``vector_donors``), by one INSERT ... SELECT that never brings it to Python.
     A chunk holding a vector of this model already keeps it; one holding another model's vector (the
-    backend changed) gets the new one. If a straight COPY meets an existing row (another document
-    cached the same text meanwhile, a chunk holds another model's vector), the transaction is undone
-    and done again the idempotent way. Returns the number of chunks set.
+    backend changed) gets the new one: the straight COPY then meets the existing row, and the
+    transaction is undone and done again the idempotent way. Returns the number of chunks set.
     """
     if not chunk_shas:
         return 0
-    encoded = {sha: _halfvec_binary(vector) for sha, vector in fresh.items()}
+    encoded = _halfvec_fields(fresh)
     for straight in (True, False):
         try:
             with transaction.atomic():  # the transaction (a savepoint when the caller has one open)
-                return _write_vectors(model, dimensions, encoded, chunk_shas, owner_id, document_id, straight=straight)
+                return _write_vectors(model, dimensions, encoded, chunk_shas, owner_id, document_id, donors or {},
+                                      straight=straight)
         except CONFLICT:
             if not straight:
                 raise
@@ -91,58 +129,43 @@ def store_vectors(*, model: str, dimensions: int, fresh: dict[str, np.ndarray],
 
 
 def _write_vectors(model: str, dimensions: int, encoded: dict[str, bytes], chunk_shas: dict, owner_id: int,
-                   document_id, *, straight: bool) -> int:
-    cache, vectors = EmbeddingCache._meta.db_table, ChunkVector._meta.db_table
+                   document_id, donors: dict, *, straight: bool) -> int:
+    vectors, chunks = ChunkVector._meta.db_table, Chunk._meta.db_table
     from_fresh = {chunk_id: sha for chunk_id, sha in chunk_shas.items() if sha in encoded}
-    from_cache = {chunk_id: sha for chunk_id, sha in chunk_shas.items() if sha not in encoded}
-    model_bytes, dimensions_bytes = model.encode(), struct.pack("!i", dimensions)
+    from_stored = {chunk_id: sha for chunk_id, sha in chunk_shas.items() if sha not in encoded}
+    columns = "chunk_id, owner_id, document_id, model, dimensions, text_sha, embedding"
+    replace_other_model = (f"ON CONFLICT (chunk_id) DO UPDATE SET model = EXCLUDED.model, dimensions = EXCLUDED.dimensions, "
+                           f"text_sha = EXCLUDED.text_sha, embedding = EXCLUDED.embedding "
+                           f"WHERE {vectors}.model <> EXCLUDED.model OR {vectors}.dimensions <> EXCLUDED.dimensions")
     stored = 0
     with connection.cursor() as cursor:
         _durable_at_stage_end(cursor)
-        if encoded and straight:
-            now = _timestamptz_binary(timezone.now())
-            cursor.copy_expert(f"COPY {cache} (model, dimensions, text_sha, embedding, created_at) FROM STDIN "
-                               "WITH (FORMAT binary)", _binary_copy(
-                                   (model_bytes, dimensions_bytes, sha.encode(), data, now) for sha, data in encoded.items()))
-            owner, document = struct.pack("!i", owner_id), uuid.UUID(str(document_id)).bytes
-            cursor.copy_expert(f"COPY {vectors} (chunk_id, owner_id, document_id, model, dimensions, embedding) "
-                               "FROM STDIN WITH (FORMAT binary)", _binary_copy(
-                                   (uuid.UUID(str(chunk_id)).bytes, owner, document, model_bytes, dimensions_bytes,
-                                    encoded[sha]) for chunk_id, sha in from_fresh.items()))
+        if from_fresh and straight:
+            same = _int4(owner_id) + _field(_uuid_bytes(document_id)) + _field(model.encode()) + _int4(dimensions)
+            cursor.copy_expert(f"COPY {vectors} ({columns}) FROM STDIN WITH (FORMAT binary)", _binary_copy(7, (
+                (_field(_uuid_bytes(chunk_id)), same, _field(sha.encode()), encoded[sha])
+                for chunk_id, sha in from_fresh.items())))
             stored += len(from_fresh)
-        elif encoded:
-            # keep texts another document cached meanwhile; the chunks take their vectors by the join below,
-            # which also replaces another model's vector
-            _staging(cursor, "fresh_vectors", "text_sha text, embedding halfvec")
-            cursor.copy_expert("COPY fresh_vectors FROM STDIN WITH (FORMAT binary)", _binary_copy(
-                (sha.encode(), data) for sha, data in encoded.items()))
-            cursor.execute(f"INSERT INTO {cache} (model, dimensions, text_sha, embedding, created_at) "
-                           "SELECT %s, %s, text_sha, embedding, now() FROM fresh_vectors "
-                           "ON CONFLICT (model, dimensions, text_sha) DO NOTHING", [model, dimensions])
-            from_cache.update(from_fresh)
-        if from_cache:
-            _staging(cursor, "chunk_shas", "id uuid, text_sha text")
-            cursor.copy_expert("COPY chunk_shas FROM STDIN WITH (FORMAT binary)", _binary_copy(
-                (uuid.UUID(str(chunk_id)).bytes, sha.encode()) for chunk_id, sha in from_cache.items()))
-            cursor.execute(f"INSERT INTO {vectors} (chunk_id, owner_id, document_id, model, dimensions, embedding) "
-                           "SELECT c.id, c.owner_id, c.document_id, e.model, e.dimensions, e.embedding "
-                           f"FROM chunk_shas AS s JOIN {Chunk._meta.db_table} AS c ON c.id = s.id "
-                           f"JOIN {cache} AS e ON e.text_sha = s.text_sha AND e.model = %s AND e.dimensions = %s "
-                           "ON CONFLICT (chunk_id) DO UPDATE SET model = EXCLUDED.model, "
-                           f"dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding "
-                           f"WHERE {vectors}.model <> EXCLUDED.model OR {vectors}.dimensions <> EXCLUDED.dimensions",
+        elif from_fresh:
+            _staging(cursor, "fresh_vectors", "id uuid, text_sha text, embedding halfvec")
+            cursor.copy_expert("COPY fresh_vectors FROM STDIN WITH (FORMAT binary)", _binary_copy(3, (
+                (_field(_uuid_bytes(chunk_id)), _field(sha.encode()), encoded[sha]) for chunk_id, sha in from_fresh.items())))
+            cursor.execute(f"INSERT INTO {vectors} ({columns}) "
+                           "SELECT c.id, c.owner_id, c.document_id, %s, %s, f.text_sha, f.embedding "
+                           f"FROM fresh_vectors AS f JOIN {chunks} AS c ON c.id = f.id {replace_other_model}",
                            [model, dimensions])
             stored += cursor.rowcount
+        lent = [(str(chunk_id), str(donors[sha])) for chunk_id, sha in from_stored.items() if sha in donors]
+        if lent:
+            # a copy of the donor passage's vector, by primary key: never through Python, no staging table
+            cursor.execute(f"INSERT INTO {vectors} ({columns}) "
+                           "SELECT c.id, c.owner_id, c.document_id, %s, %s, d.text_sha, d.embedding "
+                           "FROM unnest(%s::uuid[], %s::uuid[]) AS s(id, donor) "
+                           f"JOIN {chunks} AS c ON c.id = s.id JOIN {vectors} AS d ON d.chunk_id = s.donor "
+                           f"{replace_other_model}",
+                           [model, dimensions, [chunk_id for chunk_id, _ in lent], [donor for _, donor in lent]])
+            stored += cursor.rowcount
     return stored
-
-
-_POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
-
-
-def _timestamptz_binary(moment: datetime) -> bytes:
-    """timestamptz's binary form: microseconds since 2000-01-01 UTC."""
-    delta = moment - _POSTGRES_EPOCH
-    return struct.pack("!q", (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 def _durable_at_stage_end(cursor) -> None:
@@ -166,13 +189,20 @@ def insert_chunks(rows: list[Chunk], *, straight: bool = False) -> int:
     if not rows:
         return 0
 
+    @functools.lru_cache(maxsize=None)
+    def same(document_id, owner_id: int, chunker_version: str) -> bytes:  # one document's rows share these
+        return _field(_uuid_bytes(document_id)) + _int4(owner_id) + _field(chunker_version.encode())
+
+    @functools.lru_cache(maxsize=None)
+    def headings(path: tuple) -> bytes:  # jsonb's binary form: a version byte, then the JSON text
+        return _field(b"\x01" + json.dumps(list(path), ensure_ascii=False).encode())
+
     def stream():
-        return _binary_copy((
-            row.id.bytes, uuid.UUID(str(row.document_id)).bytes, struct.pack("!i", row.owner_id),
-            row.chunker_version.encode(), struct.pack("!i", row.ordinal), row.text.encode(), row.chunk_sha.encode(),
-            struct.pack("!i", row.token_count), struct.pack("!i", row.page_start), struct.pack("!i", row.page_end),
-            b"\x01" + json.dumps(row.heading_path, ensure_ascii=False).encode(),
-        ) for row in rows)
+        return _binary_copy(11, ((
+            _field(_uuid_bytes(row.id)), same(row.document_id, row.owner_id, row.chunker_version), _int4(row.ordinal),
+            _field(row.text.encode()), _field(row.chunk_sha.encode()), _int4(row.token_count), _int4(row.page_start),
+            _int4(row.page_end), headings(tuple(row.heading_path)),
+        ) for row in rows))
     columns = ("id, document_id, owner_id, chunker_version, ordinal, text, chunk_sha, token_count, page_start, "
                "page_end, heading_path")
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:

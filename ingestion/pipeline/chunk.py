@@ -20,16 +20,7 @@ from ingestion.pipeline.bulk import CONFLICT, index_chunks, insert_chunks
 
 def run(job: Job, ctx) -> dict:
     document = job.document
-    pages = storage.parsed_pages_read(document.parsed_path)
-    drafts = chunk_markdown(pages, max_tokens=settings.CHUNK_MAX_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS)
-    if not drafts:
-        raise PermanentError("CHUNK_NO_CONTENT", "The parsed document has no text to split into passages. "
-                             "Check that the PDF has selectable text.")
-    rows = [Chunk(id=Chunk.make_id(document.id, CHUNKER_VERSION, d.ordinal), document_id=document.id,
-                  owner_id=document.owner_id, chunker_version=CHUNKER_VERSION, ordinal=d.ordinal, text=d.text,
-                  chunk_sha=d.chunk_sha, token_count=d.token_count, page_start=d.page_start, page_end=d.page_end,
-                  heading_path=d.heading_path)
-            for d in drafts]
+    rows = passages(document)
     started = time.monotonic()
     try:
         stored, indexed = _store(document, rows, straight=True)
@@ -38,6 +29,20 @@ def run(job: Job, ctx) -> dict:
     return {"chunk_count": len(rows), "chunker_version": CHUNKER_VERSION,
             "_payload": {"chunks": len(rows), "store_seconds": round(stored - started, 4),
                          "index_seconds": round(indexed - stored, 4)}}
+
+
+def passages(document) -> list[Chunk]:
+    """The document's passages (unsaved rows with deterministic ids) from its parsed pages."""
+    pages = storage.parsed_pages_read(document.parsed_path)
+    drafts = chunk_markdown(pages, max_tokens=settings.CHUNK_MAX_TOKENS, overlap_tokens=settings.CHUNK_OVERLAP_TOKENS)
+    if not drafts:
+        raise PermanentError("CHUNK_NO_CONTENT", "The parsed document has no text to split into passages. "
+                             "Check that the PDF has selectable text.")
+    return [Chunk(id=Chunk.make_id(document.id, CHUNKER_VERSION, d.ordinal), document_id=document.id,
+                  owner_id=document.owner_id, chunker_version=CHUNKER_VERSION, ordinal=d.ordinal, text=d.text,
+                  chunk_sha=d.chunk_sha, token_count=d.token_count, page_start=d.page_start, page_end=d.page_end,
+                  heading_path=d.heading_path)
+            for d in drafts]
 
 
 def _store(document, rows: list[Chunk], *, straight: bool) -> tuple[float, float]:

@@ -1,9 +1,9 @@
-"""Stage 4, embed: vectors for chunks that have none of the active model, cache first, provider batches,
-written in bulk.
+"""Stage 4, embed: vectors for chunks that have none of the active model; text embedded before (for
+any document) is copied, the rest sent to the provider in batches, written in bulk.
 
 Idempotent: only chunks without a vector of the active model are sent; those already stored are kept.
-Every vector goes through the embedding cache, so identical text is never paid for twice, and chunks
-get their vectors from it in one statement.
+Identical text is never paid for twice while a passage holding its vector is stored, and each vector
+is written once (ChunkVector).
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import time
 from django.db.models import Exists, OuterRef
 
 from ingestion.chunking import ChunkDraft, estimate_tokens
-from ingestion.models import Chunk, ChunkVector, EmbeddingCache, Job
-from ingestion.pipeline.bulk import store_vectors
+from ingestion.errors import TransientError
+from ingestion.models import Chunk, ChunkVector, Job
+from ingestion.pipeline.bulk import store_vectors, vector_donors
 from ingestion.providers.embeddings import active_space, embeddings_for_texts
 
 
@@ -36,11 +37,11 @@ def run(job: Job, ctx) -> dict:
     inputs = {chunk_id: ChunkDraft(0, text, 0, 0, heading_path or [], 0).embedding_input()
               for chunk_id, text, heading_path in pending}
     shas = {chunk_id: text_sha(text) for chunk_id, text in inputs.items()}
-    cached = set(EmbeddingCache.objects.filter(model=model, dimensions=dimensions, text_sha__in=set(shas.values()))
-                 .values_list("text_sha", flat=True))
+    # text embedded before with this model, for any passage: copied, not paid for again
+    donors = vector_donors(model=model, dimensions=dimensions, shas=shas.values())
     missing: dict[str, str] = {}
     for chunk_id, sha in shas.items():
-        if sha not in cached and sha not in missing:
+        if sha not in donors and sha not in missing:
             missing[sha] = inputs[chunk_id]
     tokens, fresh = 0, {}
     if missing:
@@ -50,9 +51,12 @@ def run(job: Job, ctx) -> dict:
         tokens = result.tokens
         fresh = dict(zip(missing.keys(), result.vectors))
     started = time.monotonic()
-    store_vectors(model=model, dimensions=dimensions, fresh=fresh, chunk_shas=shas,
-                  owner_id=job.document.owner_id, document_id=job.document_id)
+    written = store_vectors(model=model, dimensions=dimensions, fresh=fresh, chunk_shas=shas,
+                            owner_id=job.document.owner_id, document_id=job.document_id, donors=donors)
     store_seconds = time.monotonic() - started
+    if written < len(pending):  # the passage lending a vector was deleted in between: pay for the rest
+        raise TransientError("EMBED_INCOMPLETE", f"{len(pending) - written} of {len(pending)} passages got no "
+                             "vector (the passage they shared it with was deleted meanwhile); embedding runs again.")
     return {"tokens_embedded": job.tokens_embedded + tokens, "embed_model": model, "embed_dimensions": dimensions,
-            "_payload": {"embedded": len(pending), "from_cache": len(pending) - len(missing), "tokens": tokens,
+            "_payload": {"embedded": len(pending), "reused": len(pending) - len(missing), "tokens": tokens,
                          "store_seconds": round(store_seconds, 4)}}

@@ -9,6 +9,7 @@ import httpx
 from django.conf import settings
 
 from ingestion.errors import PermanentError, TransientError
+from ingestion.providers.pool import ClientPool
 
 # Error codes of an ERROR job that no retry can fix; any other ERROR is retried as transient.
 PERMANENT_JOB_ERRORS = {
@@ -42,19 +43,22 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+_pool = ClientPool()
+close_clients = _pool.close
+
+
 class LlamaParseClient:
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, timeout: float | None = None):
         self.base_url = (base_url or settings.LLAMAPARSE_BASE_URL).rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key or settings.LLAMAPARSE_API_KEY}", "Accept": "application/json"},
-            timeout=timeout or settings.LLAMAPARSE_TIMEOUT_SECONDS,
-        )
+        key = (self.base_url, api_key or settings.LLAMAPARSE_API_KEY, timeout or settings.LLAMAPARSE_TIMEOUT_SECONDS)
+        # one connection pool per process and parser endpoint, kept between documents (ingestion.providers.pool)
+        self._http = _pool.get(key, lambda: httpx.Client(
+            base_url=key[0], timeout=key[2], headers={"Authorization": f"Bearer {key[1]}", "Accept": "application/json"}))
         self.calls = 0
         self.retries = 0
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to release: the connection pool is the process's, kept for the next document."""
 
     def __enter__(self) -> "LlamaParseClient":
         return self

@@ -6,7 +6,6 @@ Retry-After) absorbs short blips; what it gives up on goes back to the stage run
 from __future__ import annotations
 
 import base64
-import binascii
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import openai
 from django.conf import settings
 
 from ingestion.errors import PermanentError, TransientError
+from ingestion.providers.pool import ClientPool
 
 
 @dataclass
@@ -24,9 +24,17 @@ class EmbeddingBatchResult:
     calls: int
 
 
+_pool = ClientPool()
+
+
 def make_client() -> openai.OpenAI:
-    return openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL,
-                         timeout=settings.OPENAI_TIMEOUT_SECONDS, max_retries=settings.OPENAI_SDK_MAX_RETRIES)
+    """This process's client for the configured provider, kept between documents (ingestion.providers.pool)."""
+    key = (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT_SECONDS,
+           settings.OPENAI_SDK_MAX_RETRIES)
+    return _pool.get(key, lambda: openai.OpenAI(api_key=key[0], base_url=key[1], timeout=key[2], max_retries=key[3]))
+
+
+close_clients = _pool.close
 
 
 def _convert(exc: Exception) -> Exception:
@@ -68,16 +76,13 @@ def _embed_batch(client: openai.OpenAI, texts: list[str], model: str, dimensions
         response = client.embeddings.create(input=texts, model=model, dimensions=dimensions, encoding_format="base64")
     except openai.OpenAIError as exc:
         raise _convert(exc) from exc
-    except ValueError as exc:  # the SDK's own decoding of a broken answer
-        raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider's answer could not be read "
-                             f"({exc}); we will retry.") from exc
     if len(response.data) != len(texts):
         raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider returned {len(response.data)} "
                              f"vectors for {len(texts)} inputs; we will retry.")
     ordered = sorted(response.data, key=lambda item: item.index)
     try:
         vectors = [_as_array(item.embedding) for item in ordered]
-    except (binascii.Error, ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # binascii.Error (broken base64) is a ValueError
         raise TransientError("EMBED_PROVIDER_MALFORMED", f"The embedding provider's vectors could not be read "
                              f"({exc}); we will retry.") from exc
     if any(v.shape != (dimensions,) for v in vectors):
@@ -111,16 +116,13 @@ def embeddings_for_texts(texts: list[str], token_counts: list[int], *, model: st
     vectors: list[np.ndarray | None] = [None] * len(texts)
     tokens = 0
     client = make_client()
-    try:
-        workers = max(1, min(settings.EMBEDDING_CONCURRENCY, len(groups)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [(group, pool.submit(_embed_batch, client, [texts[i] for i in group], model, dimensions))
-                       for group in groups]
-            for group, future in futures:
-                batch_vectors, batch_tokens = future.result()
-                tokens += batch_tokens
-                for index, vector in zip(group, batch_vectors):
-                    vectors[index] = vector
-    finally:
-        client.close()
+    workers = max(1, min(settings.EMBEDDING_CONCURRENCY, len(groups)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [(group, pool.submit(_embed_batch, client, [texts[i] for i in group], model, dimensions))
+                   for group in groups]
+        for group, future in futures:
+            batch_vectors, batch_tokens = future.result()
+            tokens += batch_tokens
+            for index, vector in zip(group, batch_vectors):
+                vectors[index] = vector
     return EmbeddingBatchResult(vectors=vectors, tokens=tokens, calls=len(groups))

@@ -65,7 +65,7 @@ def make_complete(document: Document, texts: list[str]) -> list[Chunk]:
     Chunk.objects.bulk_create(chunks)
     index_chunks(document.id)
     ChunkVector.objects.bulk_create([ChunkVector(chunk=chunk, owner=document.owner, document=document,
-                                                 model="text-embedding-3-small", dimensions=1536,
+                                                 model="text-embedding-3-small", dimensions=1536, text_sha=chunk.chunk_sha,
                                                  embedding=[0.01 * (i + 1)] * 1536) for i, chunk in enumerate(chunks)])
     Job.objects.filter(pk=job.pk).update(status=Status.COMPLETE, chunk_count=len(chunks), finished_at=timezone.now(),
                                          progress={"stage": "finalize", "stage_pct": 100, "total_pct": 100})

@@ -127,6 +127,8 @@ def test_malformed_answers_are_transient(parse_job, openai_settings, faults):
     faults("openai", malformed_rate=1.0)
     assert _error_of(lambda: _poll(parse_job)).code == "PARSE_PROVIDER_MALFORMED"
     assert _error_of(lambda: embeddings_for_texts(["a", "b"], [1, 1])).code == "EMBED_PROVIDER_MALFORMED"
+    lone = _error_of(lambda: embeddings_for_texts(["a"], [1]))  # its one vector cut short
+    assert (type(lone), lone.code) == (TransientError, "EMBED_PROVIDER_MALFORMED") and "could not be read" in lone.message
 
 
 # --- parse jobs that end ERROR ------------------------------------------------------------------------

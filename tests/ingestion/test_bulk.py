@@ -1,18 +1,29 @@
 """Bulk writes: straight COPY when the rows are new, the idempotent path when some already exist."""
-import uuid
+import threading
+import time
 
+import numpy as np
 import pytest
+from django.db import connection, transaction
 from model_bakery import baker
 
-from ingestion.models import Chunk, ChunkVector, EmbeddingCache
-from ingestion.pipeline.bulk import insert_chunks, store_vectors
+from ingestion import services
+from ingestion.models import Chunk, ChunkVector, Document, EmbeddingCache, Event
+from ingestion.pipeline import chunk as chunk_stage
+from ingestion.pipeline.bulk import insert_chunks, store_vectors, vector_donors
 from ingestion.pipeline.embed import as_floats
+from ingestion.pipeline.runner import run_stage
+from ingestion.statuses import Status
 
 
 def _rows(document, texts):
     return [Chunk(id=Chunk.make_id(document.id, "t", i), document_id=document.id, owner_id=document.owner_id,
                   chunker_version="t", ordinal=i, text=text, chunk_sha=f"sha-{text}", token_count=2,
                   page_start=1, page_end=1, heading_path=["Part", text]) for i, text in enumerate(texts)]
+
+
+def _shas(document):
+    return dict(Chunk.objects.filter(document=document).values_list("id", "chunk_sha"))
 
 
 @pytest.mark.django_db
@@ -26,34 +37,94 @@ def test_chunks_already_stored_are_skipped_and_new_ones_added(member):
 
 
 @pytest.mark.django_db
-def test_fresh_vectors_reach_cache_and_chunks_even_when_another_document_cached_the_text_first(member):
-    document = baker.make("ingestion.Document", owner=member)
-    chunks = insert_chunks(_rows(document, ["a", "b"])) and list(Chunk.objects.filter(document=document))
-    shas = {chunk.id: chunk.chunk_sha for chunk in chunks}
-    # given another document cached "a" a moment ago (with its own vector)
-    EmbeddingCache.objects.create(model="m", dimensions=3, text_sha="sha-a", embedding=[1, 0, 0])
-    # when this document stores its fresh vectors for both texts
-    set_count = store_vectors(model="m", dimensions=3, fresh={"sha-a": [0, 1, 0], "sha-b": [0, 0, 1]},
-                              chunk_shas=shas, owner_id=member.id, document_id=document.id)
-    # then the cache keeps the first vector of "a", gains "b", and every chunk has a vector
-    assert set_count == 2
-    assert as_floats(EmbeddingCache.objects.get(text_sha="sha-a").embedding) == [1, 0, 0]
-    assert EmbeddingCache.objects.filter(text_sha="sha-b", model="m").exists()
-    assert ChunkVector.objects.filter(chunk__document=document, model="m", dimensions=3).count() == 2
+def test_a_vector_is_stored_once_and_lent_to_the_same_text_of_another_document(member, other_member):
+    first = baker.make("ingestion.Document", owner=member)
+    insert_chunks(_rows(first, ["a", "b"]))
+    assert store_vectors(model="m", dimensions=3, fresh={"sha-a": np.float32([0, 1, 0]), "sha-b": [0, 0, 1]},
+                         chunk_shas=_shas(first), owner_id=member.id, document_id=first.id) == 2
+    # when another member's document holds the same text "a" (and a new "c")
+    second = baker.make("ingestion.Document", owner=other_member)
+    insert_chunks(_rows(second, ["a", "c"]))
+    donors = vector_donors(model="m", dimensions=3, shas=["sha-a", "sha-c"])
+    assert set(donors) == {"sha-a"}
+    assert store_vectors(model="m", dimensions=3, fresh={"sha-c": [1, 1, 0]}, chunk_shas=_shas(second),
+                         owner_id=other_member.id, document_id=second.id, donors=donors) == 2
+    # then "a" got the first document's vector, in a row of the second member's own
+    mine = {v.chunk.text: (v.owner_id, v.text_sha, as_floats(v.embedding))
+            for v in ChunkVector.objects.filter(document=second)}
+    assert mine == {"a": (other_member.id, "sha-a", [0, 1, 0]), "c": (other_member.id, "sha-c", [1, 1, 0])}
+    # and no second copy of any vector was written anywhere else
+    assert ChunkVector.objects.count() == 4 and not EmbeddingCache.objects.exists()
+    # when the first document is deleted, then its vectors go with it; the second keeps its own copy
+    services.document_delete(document=first)
+    assert not ChunkVector.objects.filter(text_sha="sha-b").exists()
+    assert ChunkVector.objects.filter(document=second).count() == 2
 
 
 @pytest.mark.django_db
-def test_vectors_of_another_model_are_replaced_and_cached_ones_are_joined(member):
+def test_vectors_of_another_model_are_replaced_and_stored_ones_are_joined(member):
     document = baker.make("ingestion.Document", owner=member)
     insert_chunks(_rows(document, ["a", "b"]))
-    shas = dict(Chunk.objects.filter(document=document).values_list("id", "chunk_sha"))
     chunk_a = Chunk.objects.get(document=document, text="a")
     ChunkVector.objects.create(chunk=chunk_a, owner=member, document=document, model="old", dimensions=2,
-                               embedding=[1, 1])
-    EmbeddingCache.objects.create(model="m", dimensions=3, text_sha="sha-b", embedding=[0, 0, 1])
-    # when "a" is embedded fresh with the new model and "b" comes from the cache
-    store_vectors(model="m", dimensions=3, fresh={"sha-a": [1, 0, 0]}, chunk_shas=shas, owner_id=member.id,
-                  document_id=document.id)
+                               text_sha="sha-a", embedding=[1, 1])
+    elsewhere = baker.make("ingestion.Document", owner=member)
+    insert_chunks(_rows(elsewhere, ["b"]))
+    store_vectors(model="m", dimensions=3, fresh={"sha-b": [0, 0, 1]}, chunk_shas=_shas(elsewhere),
+                  owner_id=member.id, document_id=elsewhere.id)
+    # when "a" is embedded fresh with the new model and "b" is found stored for the other document
+    assert store_vectors(model="m", dimensions=3, fresh={"sha-a": [1, 0, 0]}, chunk_shas=_shas(document),
+                         owner_id=member.id, document_id=document.id,
+                         donors=vector_donors(model="m", dimensions=3, shas=["sha-b"])) == 2
     vectors = {v.chunk.text: (v.model, as_floats(v.embedding)) for v in ChunkVector.objects.filter(document=document)}
     assert vectors == {"a": ("m", [1, 0, 0]), "b": ("m", [0, 0, 1])}
-    assert uuid.UUID(str(chunk_a.id))  # the row kept its id: replaced in place, not duplicated
+    assert ChunkVector.objects.filter(chunk=chunk_a).count() == 1  # replaced in place, not duplicated
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chunk_stage_finishes_when_another_worker_writes_the_same_passages_meanwhile(member, pdf_bytes, settings):
+    settings.PARSER_BACKEND = "local"
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    for stage in ("parse", "validate"):
+        run_stage(job.id, stage)
+    document = Document.objects.get(pk=job.document_id)
+    # given a worker that held the job before ours has written the same passages, not committed yet
+    written, blocked = threading.Event(), threading.Event()
+
+    def other_worker():
+        try:
+            with transaction.atomic():
+                chunk_stage._store(document, chunk_stage.passages(document), straight=False)
+                written.set()
+                blocked.wait(20)  # until our stage's COPY waits on these rows
+        finally:
+            connection.close()
+
+    def watch_for_lock_wait():
+        try:
+            with connection.cursor() as cursor:
+                for _ in range(400):
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND wait_event_type = 'Lock'")
+                    if cursor.fetchone()[0]:
+                        blocked.set()
+                        return
+                    time.sleep(0.05)
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=other_worker)
+    other.start()
+    assert written.wait(20)
+    watcher = threading.Thread(target=watch_for_lock_wait)
+    watcher.start()
+    # when our chunk stage runs: it sees no passages, COPYs straight, waits on theirs, and they commit
+    outcome = run_stage(job.id, "chunk")
+    other.join(20)
+    watcher.join(20)
+    # then our COPY did meet their rows, and the stage still finished with every passage once, indexed
+    assert blocked.is_set()
+    assert outcome == Status.EMBEDDING_QUEUED
+    stored = Chunk.objects.filter(document=document)
+    assert stored.count() == len(chunk_stage.passages(document)) and not stored.filter(search__isnull=True).exists()
+    assert Event.objects.filter(job_id=job.id, type="stage_finished", stage="chunk").count() == 1

@@ -73,7 +73,7 @@ def test_identical_text_is_embedded_once(providers, member, other_member, pdf_by
     second.refresh_from_db()
     assert second.status == Status.COMPLETE and second.tokens_embedded == 0
     assert Event.objects.filter(job=second, type="stage_finished", stage="embed",
-                                payload__from_cache=second.chunk_count).exists()
+                                payload__reused=second.chunk_count).exists()
 
 
 @pytest.mark.parametrize("data, code", [
