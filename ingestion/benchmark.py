@@ -69,7 +69,7 @@ class Corpus:
 
 
 def build_corpus(sizes: list[int], repeat: int, eoc: Path | None, tag: str) -> list[Corpus]:
-    """Generated policies of each size (distinct text per copy, so no cache hides work) and the EOC."""
+    """Generated policies of each size (distinct text per copy, so no stored vector is reused) and the EOC."""
     items = []
     for size in sizes:
         for copy in range(repeat):
