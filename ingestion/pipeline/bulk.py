@@ -82,6 +82,8 @@ def _halfvec_fields(vectors: dict[str, np.ndarray]) -> dict[str, bytes]:
     if not vectors:
         return {}
     matrix = np.asarray(list(vectors.values()), dtype=np.float32).astype(">f2")
+    if matrix.ndim != 2:
+        raise ValueError("vectors of different sizes cannot be stored together")
     dimensions = matrix.shape[1]
     head = _LENGTH.pack(4 + 2 * dimensions) + struct.pack(">HH", dimensions, 0)
     return {key: head + row.tobytes() for key, row in zip(vectors, matrix)}
@@ -155,15 +157,19 @@ def _write_vectors(model: str, dimensions: int, encoded: dict[str, bytes], chunk
                            f"FROM fresh_vectors AS f JOIN {chunks} AS c ON c.id = f.id {replace_other_model}",
                            [model, dimensions])
             stored += cursor.rowcount
-        lent = [(str(chunk_id), str(donors[sha])) for chunk_id, sha in from_stored.items() if sha in donors]
+        lent = [(str(chunk_id), str(donors[sha]), sha) for chunk_id, sha in from_stored.items() if sha in donors]
         if lent:
-            # a copy of the donor passage's vector, by primary key: never through Python, no staging table
+            # a copy of the donor passage's vector, by primary key: never through Python, no staging table.
+            # The donor is checked again (same text, same model): it may have been re-embedded or re-chunked
+            # since it was found; a borrower left without a vector is noticed by the caller.
             cursor.execute(f"INSERT INTO {vectors} ({columns}) "
-                           "SELECT c.id, c.owner_id, c.document_id, %s, %s, d.text_sha, d.embedding "
-                           "FROM unnest(%s::uuid[], %s::uuid[]) AS s(id, donor) "
+                           "SELECT c.id, c.owner_id, c.document_id, d.model, d.dimensions, d.text_sha, d.embedding "
+                           "FROM unnest(%s::uuid[], %s::uuid[], %s::text[]) AS s(id, donor, text_sha) "
                            f"JOIN {chunks} AS c ON c.id = s.id JOIN {vectors} AS d ON d.chunk_id = s.donor "
+                           "AND d.text_sha = s.text_sha AND d.model = %s AND d.dimensions = %s "
                            f"{replace_other_model}",
-                           [model, dimensions, [chunk_id for chunk_id, _ in lent], [donor for _, donor in lent]])
+                           [[row[0] for row in lent], [row[1] for row in lent], [row[2] for row in lent], model,
+                            dimensions])
             stored += cursor.rowcount
     return stored
 
@@ -183,8 +189,9 @@ def insert_chunks(rows: list[Chunk], *, straight: bool = False) -> int:
 
     ``straight``: the caller checked in this transaction that none of these rows exist, so they are
     COPYed straight into the table, each written once; if another writer added one meanwhile, this
-    raises one of CONFLICT and the caller's transaction is to be done again without ``straight``.
-    Otherwise rows whose (document, version, ordinal) exist are skipped (staging table + ON CONFLICT).
+    raises one of CONFLICT and the caller's transaction (spoilt by the error: no savepoint is paid
+    for) is to be done again without ``straight``. Otherwise rows whose (document, version, ordinal)
+    exist are skipped (staging table + ON CONFLICT).
     """
     if not rows:
         return 0
@@ -216,6 +223,35 @@ def insert_chunks(rows: list[Chunk], *, straight: bool = False) -> int:
         cursor.copy_expert("COPY new_chunks FROM STDIN WITH (FORMAT binary)", stream())
         cursor.execute(f"INSERT INTO {Chunk._meta.db_table} ({columns}) SELECT {columns} FROM new_chunks "
                        "ON CONFLICT DO NOTHING")
+        return cursor.rowcount
+
+
+def set_vectors_aside(chunk_ids: list, *, model: str, dimensions: int) -> int:
+    """Keep, for the rest of this transaction, the vectors (of this model) of passages about to be
+    deleted, so passages that replace them with the same text can have them (``carry_vectors``)."""
+    with connection.cursor() as cursor:
+        _staging(cursor, "vectors_set_aside", "text_sha text, embedding halfvec")
+        cursor.execute(f"INSERT INTO vectors_set_aside SELECT text_sha, embedding FROM {ChunkVector._meta.db_table} "
+                       "WHERE chunk_id = ANY(%s::uuid[]) AND model = %s AND dimensions = %s AND text_sha <> ''",
+                       [[str(chunk_id) for chunk_id in chunk_ids], model, dimensions])
+        return cursor.rowcount
+
+
+def carry_vectors(to_chunks: dict, *, model: str, dimensions: int) -> int:
+    """Give new passages (id -> sha of their embedded text) a vector set aside for the same text in
+    this transaction (a re-chunk that shifted ordinals, a reprocess), so it is not paid for again."""
+    if not to_chunks:
+        return 0
+    vectors, chunks = ChunkVector._meta.db_table, Chunk._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {vectors} (chunk_id, owner_id, document_id, model, dimensions, text_sha, embedding) "
+            "SELECT c.id, c.owner_id, c.document_id, %s, %s, o.text_sha, o.embedding "
+            "FROM unnest(%s::uuid[], %s::text[]) AS n(id, text_sha) "
+            f"JOIN {chunks} AS c ON c.id = n.id "
+            "JOIN (SELECT DISTINCT ON (text_sha) * FROM vectors_set_aside) AS o ON o.text_sha = n.text_sha "
+            "ON CONFLICT (chunk_id) DO NOTHING",
+            [model, dimensions, [str(chunk_id) for chunk_id in to_chunks], list(to_chunks.values())])
         return cursor.rowcount
 
 

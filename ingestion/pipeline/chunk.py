@@ -2,7 +2,8 @@
 their full-text index entries.
 
 Idempotent: chunk ids are deterministic and conflicting inserts are ignored; chunks of an older
-chunker version (or beyond the new count) are removed (their index entries and vectors with them).
+chunker version, beyond the new count or with other text at their ordinal are removed (their index
+entries and vectors with them), and a new passage with the text of a removed one gets its vector.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from ingestion import storage
 from ingestion.chunking import CHUNKER_VERSION, chunk_markdown
 from ingestion.errors import PermanentError
 from ingestion.models import Chunk, Job
-from ingestion.pipeline.bulk import CONFLICT, index_chunks, insert_chunks
+from ingestion.pipeline.bulk import CONFLICT, carry_vectors, index_chunks, insert_chunks, set_vectors_aside
+from ingestion.pipeline.embed import embedded_text_sha
+from ingestion.providers.embeddings import active_space
 
 
 def run(job: Job, ctx) -> dict:
@@ -59,9 +62,16 @@ def _store(document, rows: list[Chunk], *, straight: bool) -> tuple[float, float
                 kept.add(ordinal)
             else:
                 stale.append(chunk_id)
+        new = [row for row in rows if row.ordinal not in kept]
         if stale:
+            space = active_space()
+            # their vectors are kept for new passages of the same text (ordinals shifted), not paid again
+            kept_vectors = set_vectors_aside(stale, model=space.model, dimensions=space.dimensions)
             Chunk.objects.filter(id__in=stale).delete()  # their index entries and vectors with them
-        insert_chunks([row for row in rows if row.ordinal not in kept], straight=straight)
+        insert_chunks(new, straight=straight)
+        if stale and kept_vectors:
+            carry_vectors({row.id: embedded_text_sha(row.text, row.heading_path) for row in new},
+                          model=space.model, dimensions=space.dimensions)
         stored = time.monotonic()
         index_chunks(document.id)
     return stored, time.monotonic()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 
 from ingestion.chunking import ChunkDraft, estimate_tokens
 from ingestion.errors import TransientError
@@ -21,6 +21,16 @@ from ingestion.providers.embeddings import active_space, embeddings_for_texts
 
 def text_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def embedded_text(text: str, heading_path) -> str:
+    """What is sent to the provider for a passage: its headings, then its text."""
+    return ChunkDraft(0, text, 0, 0, heading_path or [], 0).embedding_input()
+
+
+def embedded_text_sha(text: str, heading_path) -> str:
+    """The key a passage's vector is stored and found under (ChunkVector.text_sha)."""
+    return text_sha(embedded_text(text, heading_path))
 
 
 def as_floats(vector) -> list[float]:
@@ -34,8 +44,7 @@ def run(job: Job, ctx) -> dict:
     pending = list(Chunk.objects.filter(document_id=job.document_id)
                    .exclude(Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"), model=model, dimensions=dimensions)))
                    .values_list("id", "text", "heading_path"))
-    inputs = {chunk_id: ChunkDraft(0, text, 0, 0, heading_path or [], 0).embedding_input()
-              for chunk_id, text, heading_path in pending}
+    inputs = {chunk_id: embedded_text(text, heading_path) for chunk_id, text, heading_path in pending}
     shas = {chunk_id: text_sha(text) for chunk_id, text in inputs.items()}
     # text embedded before with this model, for any passage: copied, not paid for again
     donors = vector_donors(model=model, dimensions=dimensions, shas=shas.values())
@@ -54,9 +63,16 @@ def run(job: Job, ctx) -> dict:
     written = store_vectors(model=model, dimensions=dimensions, fresh=fresh, chunk_shas=shas,
                             owner_id=job.document.owner_id, document_id=job.document_id, donors=donors)
     store_seconds = time.monotonic() - started
-    if written < len(pending):  # the passage lending a vector was deleted in between: pay for the rest
-        raise TransientError("EMBED_INCOMPLETE", f"{len(pending) - written} of {len(pending)} passages got no "
-                             "vector (the passage they shared it with was deleted meanwhile); embedding runs again.")
+    if written < len(pending):
+        # Rows not written: another worker stored them meanwhile (fine), or the passage lending a vector was
+        # deleted or re-embedded since it was found (those passages still need one).
+        without = (Chunk.objects.filter(id__in=[chunk_id for chunk_id, _, _ in pending])
+                   .exclude(Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"), model=model, dimensions=dimensions)))
+                   .count())
+        if without:
+            Job.objects.filter(pk=job.pk).update(tokens_embedded=F("tokens_embedded") + tokens)  # paid either way
+            raise TransientError("EMBED_INCOMPLETE", f"{without} of {len(pending)} passages got no vector (the "
+                                 "passage they shared it with changed meanwhile); embedding runs again.")
     return {"tokens_embedded": job.tokens_embedded + tokens, "embed_model": model, "embed_dimensions": dimensions,
             "_payload": {"embedded": len(pending), "reused": len(pending) - len(missing), "tokens": tokens,
                          "store_seconds": round(store_seconds, 4)}}

@@ -1,8 +1,8 @@
 """Provider clients kept per process, so their connections are reused from one document to the next.
 
 Creating an HTTP client loads the TLS trust store (~30 ms), and a kept connection saves a TLS
-handshake per request. Clients are keyed by process id too: a forked worker never uses its parent's
-connections.
+handshake per request. A forked process (a django-q2 worker, a gunicorn worker) starts with an empty
+pool: it never uses, or closes, its parent's connections.
 """
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from typing import Any, Callable
 
 class ClientPool:
     def __init__(self) -> None:
+        self._forget()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
         self._clients: dict[tuple, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # a lock held by another thread at fork time is not inherited held
 
     def get(self, key: tuple, make: Callable[[], Any]) -> Any:
         """The client for ``key`` in this process, made by ``make`` the first time."""
-        key = (os.getpid(), *key)
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = make()

@@ -11,7 +11,9 @@ from ingestion import services
 from ingestion.models import Chunk, ChunkVector, Document, EmbeddingCache, Event
 from ingestion.pipeline import chunk as chunk_stage
 from ingestion.pipeline.bulk import insert_chunks, store_vectors, vector_donors
-from ingestion.pipeline.embed import as_floats
+from ingestion.chunking import CHUNKER_VERSION
+from ingestion.pipeline.embed import as_floats, embedded_text_sha, text_sha
+from ingestion.providers.embeddings import active_space
 from ingestion.pipeline.runner import run_stage
 from ingestion.statuses import Status
 
@@ -128,3 +130,50 @@ def test_chunk_stage_finishes_when_another_worker_writes_the_same_passages_meanw
     stored = Chunk.objects.filter(document=document)
     assert stored.count() == len(chunk_stage.passages(document)) and not stored.filter(search__isnull=True).exists()
     assert Event.objects.filter(job_id=job.id, type="stage_finished", stage="chunk").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_lent_vector_is_checked_again_when_copied(member, other_member):
+    first = baker.make("ingestion.Document", owner=member)
+    insert_chunks(_rows(first, ["a"]))
+    store_vectors(model="m", dimensions=3, fresh={"sha-a": [0, 1, 0]}, chunk_shas=_shas(first), owner_id=member.id,
+                  document_id=first.id)
+    second = baker.make("ingestion.Document", owner=other_member)
+    insert_chunks(_rows(second, ["a"]))
+    donors = vector_donors(model="m", dimensions=3, shas=["sha-a"])
+    # when the lending passage is re-embedded with another model between the lookup and the copy
+    ChunkVector.objects.filter(document=first).update(model="other", dimensions=2, embedding=[1, 1])
+    # then nothing of the other model is copied under this one's name; the borrower is left without a vector
+    assert store_vectors(model="m", dimensions=3, fresh={}, chunk_shas=_shas(second), owner_id=other_member.id,
+                         document_id=second.id, donors=donors) == 0
+    assert not ChunkVector.objects.filter(document=second).exists()
+
+
+@pytest.mark.django_db
+def test_a_rechunk_that_shifts_passages_keeps_their_vectors(member, settings):
+    settings.EMBEDDING_BACKEND = "openai"
+    space = active_space()
+    document = baker.make("ingestion.Document", owner=member)
+
+    def passages(texts):
+        return [Chunk(id=Chunk.make_id(document.id, CHUNKER_VERSION, i), document_id=document.id,
+                      owner_id=member.id, chunker_version=CHUNKER_VERSION, ordinal=i, text=text,
+                      chunk_sha=text_sha(text), token_count=2, page_start=1, page_end=1, heading_path=["H"])
+                for i, text in enumerate(texts)]
+
+    before = passages(["deductible applies", "copay is 20 dollars"])
+    chunk_stage._store(document, before, straight=True)
+    vectors = {embedded_text_sha(row.text, row.heading_path): np.random.default_rng(i).random(space.dimensions)
+               for i, row in enumerate(before)}
+    store_vectors(model=space.model, dimensions=space.dimensions, fresh=vectors,
+                  chunk_shas={row.id: embedded_text_sha(row.text, row.heading_path) for row in before},
+                  owner_id=member.id, document_id=document.id)
+    # when a reprocess adds a passage in front, so both old texts move to new ordinals (new ids)
+    chunk_stage._store(document, passages(["a new first page", "deductible applies", "copay is 20 dollars"]),
+                       straight=True)
+    # then the two moved passages kept their vectors (nothing to pay for), and only the new one has none
+    stored = {c.text: c for c in Chunk.objects.filter(document=document)}
+    assert len(stored) == 3
+    moved = ChunkVector.objects.filter(chunk__in=[stored["deductible applies"], stored["copay is 20 dollars"]])
+    assert moved.count() == 2 and all(v.model == space.model for v in moved)
+    assert not ChunkVector.objects.filter(chunk=stored["a new first page"]).exists()
