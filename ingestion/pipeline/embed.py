@@ -38,11 +38,15 @@ def as_floats(vector) -> list[float]:
     return [float(x) for x in (vector.to_list() if hasattr(vector, "to_list") else vector)]
 
 
+def _without_vector(chunks, model: str, dimensions: int):
+    """Those of ``chunks`` that hold no vector of this model and size."""
+    return chunks.exclude(Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"), model=model, dimensions=dimensions)))
+
+
 def run(job: Job, ctx) -> dict:
     space = active_space()
     model, dimensions = space.model, space.dimensions
-    pending = list(Chunk.objects.filter(document_id=job.document_id)
-                   .exclude(Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"), model=model, dimensions=dimensions)))
+    pending = list(_without_vector(Chunk.objects.filter(document_id=job.document_id), model, dimensions)
                    .values_list("id", "text", "heading_path"))
     inputs = {chunk_id: embedded_text(text, heading_path) for chunk_id, text, heading_path in pending}
     shas = {chunk_id: text_sha(text) for chunk_id, text in inputs.items()}
@@ -66,9 +70,8 @@ def run(job: Job, ctx) -> dict:
     if written < len(pending):
         # Rows not written: another worker stored them meanwhile (fine), or the passage lending a vector was
         # deleted or re-embedded since it was found (those passages still need one).
-        without = (Chunk.objects.filter(id__in=[chunk_id for chunk_id, _, _ in pending])
-                   .exclude(Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"), model=model, dimensions=dimensions)))
-                   .count())
+        without = _without_vector(Chunk.objects.filter(id__in=[chunk_id for chunk_id, _, _ in pending]),
+                                  model, dimensions).count()
         if without:
             Job.objects.filter(pk=job.pk).update(tokens_embedded=F("tokens_embedded") + tokens)  # paid either way
             raise TransientError("EMBED_INCOMPLETE", f"{without} of {len(pending)} passages got no vector (the "
