@@ -197,13 +197,17 @@ Q_CLUSTER = {
     # Redelivery is the stage runner's business (the job row is the truth), not the queue's.
     "max_attempts": 1,
     "ack_failures": True,
-    "poll": env_float("QCLUSTER_POLL_SECONDS", 0.1),
+    # The ORM broker woken by PostgreSQL NOTIFY (navigator/broker.py): a new message starts at once;
+    # an idle pusher looks at the table every `poll` seconds as a safety net.
+    "broker_class": "navigator.broker.NotifyingORM",
+    "poll": env_float("QCLUSTER_POLL_SECONDS", 0.5),
     "save_limit": 1000,
     "catch_up": False,
     "label": "Task queue",
 }
 if os.environ.get("REDIS_URL"):
     Q_CLUSTER.pop("orm")
+    Q_CLUSTER.pop("broker_class")  # Redis's own blocking pop starts messages at once
     Q_CLUSTER["redis"] = os.environ["REDIS_URL"]
 
 # --- Providers -----------------------------------------------------------------------------
