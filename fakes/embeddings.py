@@ -22,6 +22,7 @@ STOPWORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
@@ -53,9 +54,13 @@ def _slot(feature: str, dimensions: int) -> tuple[int, float]:
 def embed(text: str, dimensions: int) -> np.ndarray:
     """Unit-length float32 vector of ``dimensions`` for ``text``; same text, same vector."""
     vector = np.zeros(dimensions, dtype=np.float32)
-    for feature, weight in features(text):
-        index, sign = _slot(feature, dimensions)
-        vector[index] += sign * weight
+    weighted = features(text)
+    if weighted:
+        slots = [_slot(feature, dimensions) for feature, _ in weighted]
+        # in feature order, in float32: the same sums as adding one feature at a time
+        np.add.at(vector, np.fromiter((index for index, _ in slots), dtype=np.intp, count=len(slots)),
+                  np.fromiter((sign * weight for (_, sign), (_, weight) in zip(slots, weighted)), dtype=np.float32,
+                              count=len(slots)))
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
         # Text without words (punctuation only) still gets a valid, deterministic unit vector.
