@@ -31,7 +31,7 @@ from fakes import tally
 from ingestion import services
 from ingestion.models import Chunk, Document, Event, Job
 from ingestion.statuses import STAGE_ORDER, TERMINAL, Status
-from samples.generate import build_document
+from samples.generate import build_full_document
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_USER = "bench"
@@ -69,12 +69,13 @@ class Corpus:
 
 
 def build_corpus(sizes: list[int], repeat: int, eoc: Path | None, tag: str) -> list[Corpus]:
-    """Generated policies of each size (distinct text per copy, so no stored vector is reused) and the EOC."""
+    """Generated policies of each size with pages as full as the EOC's (distinct text per copy, so no stored
+    vector is reused), and the EOC."""
     items = []
     for size in sizes:
         for copy in range(repeat):
             seed = int(tag) * 1000 + size * 10 + copy
-            items.append(Corpus(f"generated-{size}p", build_document(size, seed=seed), size))
+            items.append(Corpus(f"generated-{size}p", build_full_document(size, seed=seed), size))
     if eoc is not None and eoc.exists():
         data = eoc.read_bytes()
         from ingestion.providers.pdf_text import page_count

@@ -8,7 +8,9 @@ Tests import ``build_document`` to make PDFs of any length.
 from __future__ import annotations
 
 import datetime
+import random
 import sys
+import textwrap
 from pathlib import Path
 
 from fpdf import FPDF
@@ -218,6 +220,44 @@ def build_document(pages: int, *, title: str = "Member Policy", seed: int = 0) -
         pdf.para(f"{text} This provision applies to document {seed}, page {number}.")
         pdf.para("Members can call Member Services at 1-800-555-0142 for help understanding this section, "
                  "request materials in another language, or ask for a printed copy at no cost.")
+    return bytes(pdf.output())
+
+
+_SUBTITLES = ["Overview", "Who Qualifies", "What You Pay", "Limits", "How to Ask", "Deadlines", "Examples",
+              "Exceptions", "Network Rules", "Your Rights", "Forms", "Definitions"]
+
+
+def _sentences() -> list[str]:
+    """Every sentence of the policy sections: the bank full pages are written from."""
+    return [sentence.strip().rstrip(".") + "." for _, text in POLICY_SECTIONS for sentence in text.split(". ") if sentence.strip()]
+
+
+def build_full_document(pages: int, *, title: str = "Evidence of Coverage", seed: int = 0) -> bytes:
+    """A policy-like PDF of exactly ``pages`` pages, each as full as a page of a real Evidence of
+    Coverage (~400 words, about two passages; the 232-page EOC in ../shared/corpus has 479 for 232
+    pages), for benchmarks: a rate per page means something only if the pages hold what real ones do.
+    Sentences are drawn in a seeded order, so no two pages (and no two documents) share a passage."""
+    bank = _sentences()
+    pdf = InsurancePDF(f"{title} {seed}")
+    for number in range(1, pages + 1):
+        pdf.add_page()
+        draw = random.Random(f"{seed}:{number}")
+        name, _ = POLICY_SECTIONS[(number + seed) % len(POLICY_SECTIONS)]
+        # varied titles: a title on many pages' edges would read as a running header and be dropped
+        pdf.heading(f"SECTION {number} {name}: {draw.choice(_SUBTITLES)}")
+        pdf.set_font("Helvetica", "", 10)
+        y = pdf.get_y()
+        for paragraph in range(4):
+            sentences = draw.sample(bank, 5)
+            sentences.insert(draw.randrange(6), f"This applies to document {seed}, page {number}, part {paragraph + 1}.")
+            # Lines placed one by one: fpdf's own line breaking measures every character in Python,
+            # seconds per hundred pages.
+            for line in textwrap.wrap(" ".join(sentences), 92):
+                pdf.text(pdf.l_margin, y + 4, line)
+                y += 5
+            y += 3
+        if y > pdf.h - pdf.b_margin:
+            raise ValueError(f"page {number} of the generated document overflowed")
     return bytes(pdf.output())
 
 

@@ -6,6 +6,8 @@ import pytest
 from django.core.management import call_command
 
 from ingestion.benchmark import mad_ratio, percentile
+from ingestion.providers.pdf_text import page_count, pdf_to_markdown_pages
+from samples.generate import build_full_document
 from ingestion.models import Document
 from tests.clusters import database_url
 
@@ -17,6 +19,16 @@ def test_percentile_and_spread():
     assert mad_ratio([1.0]) is None
     assert mad_ratio([10.0, 10.0, 11.0]) == 0.0
     assert mad_ratio([9.0, 10.0, 12.0]) == pytest.approx(0.1)
+
+
+def test_benchmark_documents_have_full_pages_of_their_own_text():
+    data = build_full_document(12, seed=3)
+    pages = pdf_to_markdown_pages(data)
+    assert page_count(data) == 12
+    assert all(len(page.split()) > 300 for page in pages)  # a page of an EOC, not a line or two
+    assert all(page.startswith("## SECTION") for page in pages)  # titles survive running-header removal
+    other = pdf_to_markdown_pages(build_full_document(12, seed=4))
+    assert not set(pages) & set(other)
 
 
 @pytest.mark.slow
