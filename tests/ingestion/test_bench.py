@@ -45,6 +45,10 @@ def test_bench_runs_documents_through_a_real_stack_and_saves_its_figures(tmp_pat
     assert summary["queue_hop_seconds"]["n"] >= 10 and summary["copy_ceiling_rows_per_second"] > 0
     assert summary["chunk_storage_rows_per_second"] > summary["storage_and_index_rows_per_second"] > 0
     assert summary["chunk_storage_one_at_a_time_rows_per_second"] > 0 and summary["storage_one_at_a_time_vs_copy"] > 0
+    # every document of the latency phase was set against a raw COPY of its own rows
+    assert all(run["ceiling_rows"] == run["chunks"] > 0 and run["ceiling_seconds"] > 0 for run in figures["latency_runs"])
+    assert summary["copy_ceiling_by_document_rows_per_second"] > 0
+    assert set(summary["storage_vs_copy_by_document_by_size"]) == {"generated-1p", "generated-3p"}
     assert summary["full_text_index_rows_per_second"] > 0
     assert figures["peak_rss_mb"]["worker"] > 0 and figures["provider_calls"]["openai"]["ok"] >= 2
     assert "documents/min" in out.getvalue() and "figures saved to" in out.getvalue()

@@ -84,6 +84,10 @@ class Command(BaseCommand):
                       f"{share(s['storage_vs_copy'])}; full-text index build "
                       f"{s['full_text_index_rows_per_second'] or 0:.0f} rows/s; both "
                       f"{s['storage_and_index_rows_per_second'] or 0:.0f} rows/s{share(s['storage_and_index_vs_copy'])}")
+        console.print(f"the same, each document against a raw COPY of its own rows taken right after it: "
+                      f"{s['copy_ceiling_by_document_rows_per_second'] or 0:.0f} rows/s raw, storage"
+                      f"{share(s['storage_one_at_a_time_vs_copy_by_document'])}; by document: " + ", ".join(
+                          f"{name} {ratio:.0%}" for name, ratio in s["storage_vs_copy_by_document_by_size"].items()))
         ceiling = s["copy_ceiling_rows_per_second"]
         console.print("chunk storage by document (all at once): " + ", ".join(
             f"{name} {rate:.0f} rows/s" + (f" ({rate / ceiling:.0%})" if ceiling else "")

@@ -1,0 +1,28 @@
+"""Long-running processes keep their start-up objects out of full garbage collections (in a fresh
+interpreter each, as a real worker starts)."""
+import subprocess
+import sys
+
+from tests.clusters import ROOT
+
+SETUP = "import django, gc, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'navigator.settings'); django.setup(); "
+
+
+def _run(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", SETUP + code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_a_new_qcluster_worker_loads_the_pipeline_and_freezes_it():
+    out = _run("from django_q.signals import post_spawn; import sys; "
+               "before = gc.get_freeze_count(); post_spawn.send(sender='django_q', proc_name='Process-1:1'); "
+               "print(before, gc.get_freeze_count(), 'ingestion.pipeline.embed' in sys.modules)")
+    before, after, loaded = out.split()
+    assert int(before) == 0 and int(after) > 50_000 and loaded == "True"
+
+
+def test_a_gunicorn_worker_freezes_the_loaded_application():
+    out = _run("import runpy; hooks = runpy.run_path('gunicorn.conf.py'); hooks['post_worker_init'](None); "
+               "print(gc.get_freeze_count())")
+    assert int(out) > 50_000
