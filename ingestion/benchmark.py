@@ -226,7 +226,8 @@ def _job_figures(document_id: str, uploaded_at: float) -> dict:
             last_enqueue = event["created_at"]
             store_seconds += float(event["payload"].get("store_seconds") or 0)
             if event["payload"].get("store_seconds") is not None:  # passages (chunk) and vectors (embed) apart
-                store_by_stage[event["stage"]] = float(event["payload"]["store_seconds"])
+                store_by_stage[event["stage"]] = (store_by_stage.get(event["stage"], 0.0)
+                                                  + float(event["payload"]["store_seconds"]))
             index_seconds += float(event["payload"].get("index_seconds") or 0)
         elif event["type"] == "stage_started" and last_enqueue is not None:
             hops.append((event["created_at"] - last_enqueue).total_seconds())
@@ -366,7 +367,7 @@ def summarise(latency_runs: list[dict], throughput_runs: list[dict], elapsed: fl
     # each document's storage against a raw COPY of its own rows taken right after it (same rows, same
     # batch, same moment): the like-for-like ceiling
     paired = [r for r in latency_runs if r["status"] == Status.COMPLETE and r.get("ceiling_seconds")
-              and r["ceiling_rows"] == r["chunks"]]
+              and r["ceiling_rows"] == r["chunks"] and r["store_seconds"] > 0]
     paired_store = sum(r["store_seconds"] for r in paired)
     paired_ceiling = sum(r["ceiling_seconds"] for r in paired)
     paired_rate = sum(r["chunks"] for r in paired) / paired_ceiling if paired_ceiling else None

@@ -20,10 +20,11 @@ import logging
 import os
 import select
 import time
+from contextlib import nullcontext
 
 import psycopg2
 import psycopg2.extensions
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
@@ -39,17 +40,27 @@ class NotifyingORM(ORM):
     _listener: psycopg2.extensions.connection | None = None
     _listener_pid: int | None = None
     _listen_retry_at = 0.0  # after a failed connect, poll alone until then
+    wakeups = 0  # waits this broker object ended on an announcement rather than at the poll interval
 
     def enqueue(self, task):
         task_id = super().enqueue(task)
-        with connections[Conf.ORM].cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, self.list_key or Conf.CLUSTER_NAME])
+        connection = connections[Conf.ORM]
+        try:
+            # inside a transaction, a savepoint keeps a failed NOTIFY from spoiling the caller's work
+            with transaction.atomic(using=Conf.ORM) if connection.in_atomic_block else nullcontext():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, self.list_key])
+        except DatabaseError:
+            # the message is stored: an idle pusher finds it at its next poll
+            logger.warning("could not announce a new task-queue message; it starts at the next poll")
         return task_id
 
     def dequeue(self):
         # LISTEN before looking at the table: a message enqueued between the look and the wait
-        # leaves its notification on the connection and the wait returns at once.
-        listening = self._listen()
+        # leaves its notification on the connection and the wait returns at once. Notifications
+        # received so far are for messages the look below will see: they are read off now, so they
+        # do not pile up while a backlog keeps the pusher from waiting.
+        listening = self._listen() is not None and self._heard() is not None
         tasks = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[0:Conf.BULK]
         if tasks:
             claimed = []
@@ -65,22 +76,41 @@ class NotifyingORM(ORM):
         return None
 
     def wait(self, seconds: float) -> bool:
-        """Wait up to ``seconds`` for a notification; True if one came (they are consumed)."""
-        listener = self._listen()
-        if listener is None:
+        """Wait up to ``seconds`` for a message of this queue to be announced; True if one was.
+        Notifications for other queues (another QCLUSTER_NAME on the same database) are read and ignored."""
+        if self._listen() is None:
             time.sleep(seconds)
             return False
+        deadline = time.monotonic() + seconds
+        while True:
+            heard = self._heard()
+            if heard is None:  # the connection failed: poll alone for a while, then listen again
+                self._listen_retry_at = time.monotonic() + seconds
+                return False
+            if heard:
+                self.wakeups += 1
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                select.select([self._listener], [], [], remaining)
+            except (OSError, ValueError):
+                pass  # the next read reports the failure
+
+    def _heard(self) -> bool | None:
+        """Read what the listening connection received: True if a message of this queue was announced,
+        None if the connection failed (it is dropped)."""
+        listener = self._listener
         try:
             listener.poll()
-            if not listener.notifies and select.select([listener], [], [], seconds)[0]:
-                listener.poll()
         except (psycopg2.Error, OSError, ValueError):
             logger.warning("the task queue's listening connection failed; polling until it reconnects")
             self._drop_listener()
-            return False
-        woken = bool(listener.notifies)
+            return None
+        ours = any(notify.payload == self.list_key for notify in listener.notifies)
         listener.notifies.clear()
-        return woken
+        return ours
 
     def _listen(self) -> psycopg2.extensions.connection | None:
         """This process's listening connection (made on first use, made again after a fork or a failure)."""
@@ -92,6 +122,11 @@ class NotifyingORM(ORM):
         try:
             params = connections[Conf.ORM].get_connection_params()
             params.pop("cursor_factory", None)
+            # An idle connection a firewall or NAT dropped without a word would leave the pusher waiting
+            # out every poll; TCP keepalives notice it within a minute (settings given in OPTIONS win).
+            for name, value in (("keepalives", 1), ("keepalives_idle", 30), ("keepalives_interval", 10),
+                                ("keepalives_count", 3), ("application_name", "navigator queue listener")):
+                params.setdefault(name, value)
             listener = psycopg2.connect(**params)
             listener.set_session(autocommit=True)
             with listener.cursor() as cursor:

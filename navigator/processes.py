@@ -3,26 +3,39 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 
 # What every stage uses: imported when a worker starts rather than during its first document.
 WORKER_MODULES = ("ingestion.tasks", "ingestion.providers.openai_embeddings", "ingestion.providers.llamaparse",
                   "ingestion.providers.pdf_text", "numpy")
 
 
+_frozen_in: int | None = None  # the process whose start-up objects were frozen
+
+
 def freeze_startup_objects() -> None:
-    """Keep the objects a process loads at start-up (modules, settings, URL patterns: ~170,000 in a
-    worker) out of the garbage collector's full collections.
+    """Keep the objects a process loads at start-up (modules, settings, models: ~170,000 in a
+    worker) out of the garbage collector's full collections, once per process.
 
     A full collection walks every tracked object: ~80 ms in a worker, at moments set by allocation
     counts, so a stage that allocates much (a 4 MB embeddings answer, hundreds of passages) paid a
     pause of that size at random. Frozen objects are never freed, which is what start-up objects
     are anyway; what the process creates afterwards is collected as before (Python's ``gc.freeze``)."""
+    global _frozen_in
+    if _frozen_in == os.getpid():
+        return
     gc.collect()
     gc.freeze()
+    _frozen_in = os.getpid()
 
 
 def prepare_qcluster_worker(**kwargs) -> None:
-    """django-q2's ``post_spawn``: a new worker process loads the pipeline, then freezes it."""
+    """django-q2's ``post_spawn``: a new worker process loads the pipeline, then freezes it. Not in
+    django-q2's sync mode, where tasks run inside the calling process (a test, a request)."""
+    from django_q.conf import Conf
+
+    if Conf.SYNC:
+        return
     for module in WORKER_MODULES:
         importlib.import_module(module)
     freeze_startup_objects()

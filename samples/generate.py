@@ -234,7 +234,7 @@ def _sentences() -> list[str]:
 
 def build_full_document(pages: int, *, title: str = "Evidence of Coverage", seed: int = 0) -> bytes:
     """A policy-like PDF of exactly ``pages`` pages, each as full as a page of a real Evidence of
-    Coverage (~400 words, about two passages; the 232-page EOC in ../shared/corpus has 479 for 232
+    Coverage (~350 words, about two passages; the 232-page EOC in ../shared/corpus has 479 for 232
     pages), for benchmarks: a rate per page means something only if the pages hold what real ones do.
     Sentences are drawn in a seeded order, so no two pages (and no two documents) share a passage."""
     bank = _sentences()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection, connections
@@ -35,9 +36,17 @@ def _listening_backends() -> set[int]:
         return {pid for pid, in cursor.fetchall()}
 
 
-def _enqueue_later(payload: str) -> threading.Thread:
+def _enqueue_once_polled(payload: str, pusher_backend: int) -> threading.Thread:
+    """Enqueue from another session as soon as the pusher's session has looked at the (empty) queue
+    table, so the message can only reach it through the announcement."""
     def enqueue():
         try:
+            with connection.cursor() as cursor:
+                for _ in range(6000):
+                    cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pusher_backend])
+                    if "django_q_ormq" in cursor.fetchone()[0]:
+                        break
+                    time.sleep(0.01)
             NotifyingORM(list_key="broker-test").enqueue(payload)
         finally:
             connections.close_all()  # this thread's own database session
@@ -48,13 +57,27 @@ def _enqueue_later(payload: str) -> threading.Thread:
 
 def test_an_enqueued_message_wakes_a_waiting_pusher(broker, monkeypatch):
     # A poll interval long enough that only a notification can end the wait: were NOTIFY not sent or
-    # not heard, the wait would run its full minute and report that nothing came.
+    # not heard, the idle pusher would sleep out its full minute and count no wake-up.
     monkeypatch.setattr(Conf, "POLL", 60)
-    assert broker.wait(0) is False  # listening now; nothing came yet
-    thread = _enqueue_later("stage message")
-    assert broker.wait(60) is True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pusher_backend = cursor.fetchone()[0]
+    thread = _enqueue_once_polled("stage message", pusher_backend)
+    assert broker.dequeue() is None  # the queue was empty when it looked; it waited
     thread.join()
+    assert broker.wakeups == 1
     assert [payload for _, payload in broker.dequeue()] == ["stage message"]
+
+
+def test_messages_of_another_queue_do_not_wake_this_one(broker):
+    broker.wait(0)  # listening
+    other_queue = NotifyingORM(list_key="broker-test-other")
+    try:
+        other_queue.enqueue("for the other queue")
+        assert broker.wait(0.2) is False
+    finally:
+        other_queue.close()
+        OrmQ.objects.filter(key="broker-test-other").delete()
 
 
 def test_an_idle_pusher_finds_a_message_without_a_notification(broker, monkeypatch):
@@ -83,7 +106,8 @@ def test_a_lost_listening_connection_falls_back_to_polling_and_reconnects(broker
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [lost])
     broker.enqueue("sent while the listener was down")
-    broker.wait(0.2)  # the broken connection is noticed, not raised to the pusher
+    assert broker.wait(0.2) is False  # the broken connection is noticed, not raised to the pusher
     assert [payload for _, payload in broker.dequeue()] == ["sent while the listener was down"]
+    broker.wait(0.2)  # polling alone for one interval after the failure, then listening again
     assert broker.wait(0) is False
-    assert len(_listening_backends() - before - {lost}) == 1  # listening again, on a new connection
+    assert len(_listening_backends() - before - {lost}) == 1  # on a new connection

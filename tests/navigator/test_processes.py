@@ -26,3 +26,10 @@ def test_a_gunicorn_worker_freezes_the_loaded_application():
     out = _run("import runpy; hooks = runpy.run_path('gunicorn.conf.py'); hooks['post_worker_init'](None); "
                "print(gc.get_freeze_count())")
     assert int(out) > 50_000
+
+
+def test_django_q_sync_mode_freezes_nothing():
+    # sync mode runs each task inside the calling process: freezing there would keep request objects for ever
+    out = _run("from django_q.conf import Conf; from django_q.signals import post_spawn; Conf.SYNC = True; "
+               "post_spawn.send(sender='django_q', proc_name='sync'); print(gc.get_freeze_count())")
+    assert int(out) == 0
