@@ -2,7 +2,8 @@
 
 
 def post_worker_init(worker):
-    """Once a worker has loaded the application, keep its start-up objects out of full GC collections."""
-    from navigator.processes import freeze_startup_objects
+    """Once a worker has loaded the application: load every view before the first request, and keep
+    the start-up objects out of full garbage collections (navigator/processes.py)."""
+    from navigator.processes import prepare_web_worker
 
-    freeze_startup_objects()
+    prepare_web_worker()

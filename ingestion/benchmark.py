@@ -27,6 +27,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from fakes import embeddings as fake_embeddings
 from fakes import tally
 from ingestion import services
 from ingestion.models import Chunk, Document, Event, Job
@@ -240,6 +241,21 @@ def _job_figures(document_id: str, uploaded_at: float) -> dict:
             "error": job.last_error_code}
 
 
+_PROBE_TEXTS = [f"Section {n}. The calendar-year deductible is $3,500 per person; prior authorization is required "
+                f"for advanced imaging, and appeals are decided within {n % 30 + 1} days." * 4 for n in range(400)]
+
+
+def cpu_probe() -> float:
+    """Seconds for a fixed piece of pure-Python work (the fake embedder's feature hashing of fixed texts,
+    ~0.2 s here), timed in this process right after a document completes: how fast the machine itself
+    was at that moment. Repeated runs of the same document cannot vary less than this does."""
+    started = time.perf_counter()
+    for _ in range(4):
+        for text in _PROBE_TEXTS:
+            fake_embeddings.embed(text, 256)
+    return time.perf_counter() - started
+
+
 def copy_ceiling(limit: int = 5000, repeats: int = 5, document_id: str | None = None) -> dict:
     """The ceiling: the run's own rows (id, text, vector) copied by raw binary COPY into a bare table
     (no index, no constraint, no tsvector) of the same database, WAL-logged like the pipeline's.
@@ -309,6 +325,7 @@ def run(*, sizes: list[int], repeat: int, eoc: Path | None, clusters: int, worke
             document_id, uploaded_at = _upload(client, item)
             _wait_terminal([document_id], timeout)
             figures = _job_figures(document_id, uploaded_at)
+            figures["cpu_probe_seconds"] = cpu_probe()
             if figures["status"] == Status.COMPLETE:  # the raw COPY of this document's rows, right now
                 ceiling = copy_ceiling(document_id=document_id, repeats=3)
                 figures["ceiling_rows"], figures["ceiling_seconds"] = ceiling["rows"], ceiling.get("seconds")
@@ -379,7 +396,11 @@ def summarise(latency_runs: list[dict], throughput_runs: list[dict], elapsed: fl
         "throughput_seconds": elapsed, "documents_per_minute": len(ok) / elapsed * 60,
         "pages_per_second": pages / elapsed, "chunks_per_second": chunks / elapsed,
         "e2e_by_size": {name: {"runs": len(v), "p50": percentile(v, 50), "p95": percentile(v, 95),
-                               "mad_over_median": mad_ratio(v)} for name, v in by_size.items()},
+                               "mad_over_median": mad_ratio(v),
+                               # the same fixed CPU work timed right after each of these runs: the machine's own spread
+                               "cpu_probe_mad_over_median": mad_ratio([r["cpu_probe_seconds"] for r in latency_runs
+                                                                       if r["name"] == name])}
+                         for name, v in by_size.items()},
         "stage_seconds": {name: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for name, v in stages.items()},
         "queue_hop_seconds": {"n": len(hops), "p50": percentile(hops, 50), "p95": percentile(hops, 95)},
         # storing passages and their vectors (COPY, set-based inserts, btree indexes), all documents at once

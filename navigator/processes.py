@@ -1,4 +1,5 @@
-"""Start-up of long-running processes (qcluster workers, gunicorn workers)."""
+"""Start-up of long-running processes (qcluster workers, gunicorn workers): load what they will use
+before their first task or request, then keep it out of full garbage collections."""
 from __future__ import annotations
 
 import gc
@@ -14,8 +15,8 @@ _frozen_in: int | None = None  # the process whose start-up objects were frozen
 
 
 def freeze_startup_objects() -> None:
-    """Keep the objects a process loads at start-up (modules, settings, models: ~170,000 in a
-    worker) out of the garbage collector's full collections, once per process.
+    """Keep the objects a process loads at start-up (modules, settings, models, URL patterns: ~170,000
+    in a worker) out of the garbage collector's full collections, once per process.
 
     A full collection walks every tracked object: ~80 ms in a worker, at moments set by allocation
     counts, so a stage that allocates much (a 4 MB embeddings answer, hundreds of passages) paid a
@@ -38,4 +39,15 @@ def prepare_qcluster_worker(**kwargs) -> None:
         return
     for module in WORKER_MODULES:
         importlib.import_module(module)
+    freeze_startup_objects()
+
+
+def prepare_web_worker() -> None:
+    """gunicorn's ``post_worker_init``: load the URL configuration (and with it every view, the API,
+    the admin and the fakes: ~1.3 s here) before the worker takes its first request, which would
+    otherwise pay for it; then freeze it all."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns
+    importlib.import_module("ingestion.providers.pdf_text")  # uploads are checked with PDFium
     freeze_startup_objects()

@@ -42,6 +42,8 @@ def test_bench_runs_documents_through_a_real_stack_and_saves_its_figures(tmp_pat
     summary = figures["summary"]
     assert summary["complete"] == summary["documents"] == 2 and summary["failed"] == 0
     assert set(summary["e2e_by_size"]) == {"generated-1p", "generated-3p"}
+    assert all(run["cpu_probe_seconds"] > 0 for run in figures["latency_runs"])
+    assert "machine MAD/median" in out.getvalue()
     assert summary["queue_hop_seconds"]["n"] >= 10 and summary["copy_ceiling_rows_per_second"] > 0
     assert summary["chunk_storage_rows_per_second"] > summary["storage_and_index_rows_per_second"] > 0
     assert summary["chunk_storage_one_at_a_time_rows_per_second"] > 0 and summary["storage_one_at_a_time_vs_copy"] > 0

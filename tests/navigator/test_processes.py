@@ -22,10 +22,11 @@ def test_a_new_qcluster_worker_loads_the_pipeline_and_freezes_it():
     assert int(before) == 0 and int(after) > 50_000 and loaded == "True"
 
 
-def test_a_gunicorn_worker_freezes_the_loaded_application():
-    out = _run("import runpy; hooks = runpy.run_path('gunicorn.conf.py'); hooks['post_worker_init'](None); "
-               "print(gc.get_freeze_count())")
-    assert int(out) > 50_000
+def test_a_gunicorn_worker_loads_every_view_before_its_first_request_and_freezes_them():
+    out = _run("import runpy, sys; hooks = runpy.run_path('gunicorn.conf.py'); hooks['post_worker_init'](None); "
+               "print(gc.get_freeze_count(), 'navigator.urls' in sys.modules, 'fakes.openai_views' in sys.modules)")
+    frozen, urls, fakes = out.split()
+    assert int(frozen) > 50_000 and urls == fakes == "True"
 
 
 def test_django_q_sync_mode_freezes_nothing():
