@@ -1,13 +1,25 @@
 """The stages through the fakes over real HTTP, against the real database."""
+import threading
+import time
+
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.utils import timezone
+from model_bakery import baker
 
+from fakes.models import FakeRequest
 from ingestion import services, storage
-from ingestion.chunking import chunk_markdown
-from ingestion.models import Chunk, Document, Event
+from ingestion.chunking import CHUNKER_VERSION, chunk_markdown
+from ingestion.models import Chunk, Document, Event, Job
+from ingestion.pipeline.bulk import insert_chunks, store_vectors
+from ingestion.pipeline.embed import embedded_text_sha
 from ingestion.pipeline.runner import run_job_sync, run_stage
+from ingestion.providers.embeddings import active_space
 from ingestion.providers.pdf_text import pdf_to_markdown_pages
 from ingestion.statuses import Status
+from samples.generate import build_full_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,3 +142,54 @@ def test_duplicate_parsed_content_ends_duplicate(providers, member, pdf_bytes):
     assert run_job_sync(second.id) == Status.DUPLICATE
     assert Event.objects.filter(job=second, type="duplicate_content",
                                 payload__original_document_id=str(first.document_id)).exists()
+
+
+def test_a_passage_whose_lent_vector_vanishes_meanwhile_is_embedded_on_the_next_attempt(
+        providers, member, other_member, faults, settings):
+    # given a document of several passages, chunked
+    settings.PARSER_BACKEND = "local"
+    job = services.document_upload(owner=member, data=build_full_document(2, seed=31), filename="eoc.pdf").job
+    for stage in ("parse", "validate", "chunk"):
+        run_stage(job.id, stage)
+    first = Chunk.objects.filter(document_id=job.document_id).order_by("ordinal").first()
+    # and another member's document that already holds a vector for the first passage's text
+    space = active_space()
+    lender = baker.make("ingestion.Document", owner=other_member)
+    lent = Chunk(id=Chunk.make_id(lender.id, CHUNKER_VERSION, 0), document_id=lender.id, owner_id=other_member.id,
+                 chunker_version=CHUNKER_VERSION, ordinal=0, text=first.text, chunk_sha=first.chunk_sha,
+                 token_count=first.token_count, page_start=1, page_end=1, heading_path=first.heading_path)
+    insert_chunks([lent])
+    sha = embedded_text_sha(first.text, first.heading_path)
+    store_vectors(model=space.model, dimensions=space.dimensions, chunk_shas={lent.id: sha},
+                  fresh={sha: np.random.default_rng(0).random(space.dimensions, dtype=np.float32)},
+                  owner_id=other_member.id, document_id=lender.id)
+    # and a provider slow enough for that document to be deleted while it embeds the other passages
+    faults("openai", latency_ms=1500)
+
+    def delete_the_lender_once_the_provider_is_working():
+        try:
+            for _ in range(1000):
+                if FakeRequest.objects.filter(service="openai", status__isnull=True).exists():
+                    Document.objects.filter(pk=lender.pk).delete()
+                    return
+                time.sleep(0.01)
+        finally:
+            connection.close()
+
+    deleter = threading.Thread(target=delete_the_lender_once_the_provider_is_working)
+    deleter.start()
+    # when the embed stage runs: the first passage was found lent, the others went to the provider
+    outcome = run_stage(job.id, "embed")
+    deleter.join(30)
+    # then it did not pass on a passage without a vector: it says why and runs again, keeping what it paid for
+    job.refresh_from_db()
+    assert outcome == "retry_scheduled" and job.last_error_code == "EMBED_INCOMPLETE" and job.last_error_retryable
+    assert not Document.objects.filter(pk=lender.pk).exists()
+    assert job.tokens_embedded > 0
+    without = Chunk.objects.filter(document_id=job.document_id, vector__isnull=True)
+    assert list(without.values_list("id", flat=True)) == [first.id]
+    # and the next attempt embeds that passage itself
+    faults("openai", latency_ms=0)
+    Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())  # its retry time has come
+    assert run_stage(job.id, "embed") == Status.EMBEDDINGS_STORED
+    assert not without.exists()
