@@ -30,7 +30,7 @@ from rest_framework.authtoken.models import Token
 from fakes import embeddings as fake_embeddings
 from fakes import tally
 from ingestion import services
-from ingestion.models import Chunk, Document, Event, Job
+from ingestion.models import Document, Event
 from ingestion.statuses import STAGE_ORDER, TERMINAL, Status
 from samples.generate import build_full_document
 

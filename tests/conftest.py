@@ -15,11 +15,10 @@ def side_connections_closed(django_db_setup, django_db_blocker):
     connections (each holding a live-server thread and its database session); all close before the test
     database is dropped."""
     yield
-    from ingestion.providers import llamaparse, openai_embeddings
+    from ingestion.providers import pool
     from ingestion.search import side_connections_close
 
-    llamaparse.close_clients()
-    openai_embeddings.close_clients()
+    pool.close_all()
     with django_db_blocker.unblock():
         side_connections_close()
 
@@ -57,10 +56,9 @@ def providers(live_server, settings):
             thread.join(timeout=10)
     # The clients keep their connections to the live server (each holds a server thread and its database
     # session) between documents; a test leaves none behind.
-    from ingestion.providers import llamaparse, openai_embeddings
+    from ingestion.providers import pool
 
-    llamaparse.close_clients()
-    openai_embeddings.close_clients()
+    pool.close_all()
 
 
 @pytest.fixture

@@ -44,7 +44,6 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 _pool = ClientPool()
-close_clients = _pool.close
 
 
 class LlamaParseClient:

@@ -34,9 +34,6 @@ def make_client() -> openai.OpenAI:
     return _pool.get(key, lambda: openai.OpenAI(api_key=key[0], base_url=key[1], timeout=key[2], max_retries=key[3]))
 
 
-close_clients = _pool.close
-
-
 def _convert(exc: Exception) -> Exception:
     if isinstance(exc, openai.RateLimitError):
         retry_after = None

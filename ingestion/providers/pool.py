@@ -11,10 +11,14 @@ import threading
 from typing import Any, Callable
 
 
+_pools: list["ClientPool"] = []
+
+
 class ClientPool:
     def __init__(self) -> None:
         self._forget()
         os.register_at_fork(after_in_child=self._forget)
+        _pools.append(self)
 
     def _forget(self) -> None:
         self._clients: dict[tuple, Any] = {}
@@ -33,3 +37,9 @@ class ClientPool:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+
+
+def close_all() -> None:
+    """Close the kept clients of every provider (LlamaParse, OpenAI) in this process."""
+    for pool in _pools:
+        pool.close()

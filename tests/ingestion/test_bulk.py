@@ -1,6 +1,5 @@
 """Bulk writes: straight COPY when the rows are new, the idempotent path when some already exist."""
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from ingestion.pipeline.embed import as_floats, embedded_text_sha, text_sha
 from ingestion.providers.embeddings import active_space
 from ingestion.pipeline.runner import run_stage
 from ingestion.statuses import Status
+from tests.sessions import when_seen
 
 
 def _rows(document, texts):
@@ -102,24 +102,16 @@ def test_chunk_stage_finishes_when_another_worker_writes_the_same_passages_meanw
         finally:
             connection.close()
 
-    def watch_for_lock_wait():
-        try:
-            with connection.cursor() as cursor:
-                for _ in range(400):
-                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                   "AND wait_event_type = 'Lock'")
-                    if cursor.fetchone()[0]:
-                        blocked.set()
-                        return
-                    time.sleep(0.05)
-        finally:
-            connection.close()
+    def a_session_waits_on_a_lock() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")
+            return bool(cursor.fetchone()[0])
 
     other = threading.Thread(target=other_worker)
     other.start()
     assert written.wait(20)
-    watcher = threading.Thread(target=watch_for_lock_wait)
-    watcher.start()
+    watcher = when_seen(a_session_waits_on_a_lock, blocked.set, every=0.05)
     # when our chunk stage runs: it sees no passages, COPYs straight, waits on theirs, and they commit
     outcome = run_stage(job.id, "chunk")
     other.join(20)

@@ -1,11 +1,7 @@
 """The stages through the fakes over real HTTP, against the real database."""
-import threading
-import time
-
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
-from django.db import connection
 from django.utils import timezone
 from model_bakery import baker
 
@@ -20,6 +16,7 @@ from ingestion.providers.embeddings import active_space
 from ingestion.providers.pdf_text import pdf_to_markdown_pages
 from ingestion.statuses import Status
 from samples.generate import build_full_document
+from tests.sessions import when_seen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -166,18 +163,8 @@ def test_a_passage_whose_lent_vector_vanishes_meanwhile_is_embedded_on_the_next_
     # and a provider slow enough for that document to be deleted while it embeds the other passages
     faults("openai", latency_ms=1500)
 
-    def delete_the_lender_once_the_provider_is_working():
-        try:
-            for _ in range(1000):
-                if FakeRequest.objects.filter(service="openai", status__isnull=True).exists():
-                    Document.objects.filter(pk=lender.pk).delete()
-                    return
-                time.sleep(0.01)
-        finally:
-            connection.close()
-
-    deleter = threading.Thread(target=delete_the_lender_once_the_provider_is_working)
-    deleter.start()
+    deleter = when_seen(FakeRequest.objects.filter(service="openai", status__isnull=True).exists,  # in flight
+                        Document.objects.filter(pk=lender.pk).delete)
     # when the embed stage runs: the first passage was found lent, the others went to the provider
     outcome = run_stage(job.id, "embed")
     deleter.join(30)

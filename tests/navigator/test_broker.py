@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from navigator.broker import CHANNEL, NotifyingORM
+from tests.sessions import when_seen
 
 pytestmark = pytest.mark.django_db(transaction=True)  # NOTIFY is delivered at commit
 
@@ -39,20 +39,12 @@ def _listening_backends() -> set[int]:
 def _enqueue_once_polled(payload: str, pusher_backend: int) -> threading.Thread:
     """Enqueue from another session as soon as the pusher's session has looked at the (empty) queue
     table, so the message can only reach it through the announcement."""
-    def enqueue():
-        try:
-            with connection.cursor() as cursor:
-                for _ in range(6000):
-                    cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pusher_backend])
-                    if "django_q_ormq" in cursor.fetchone()[0]:
-                        break
-                    time.sleep(0.01)
-            NotifyingORM(list_key="broker-test").enqueue(payload)
-        finally:
-            connections.close_all()  # this thread's own database session
-    thread = threading.Thread(target=enqueue)
-    thread.start()
-    return thread
+    def polled() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pusher_backend])
+            return "django_q_ormq" in cursor.fetchone()[0]
+
+    return when_seen(polled, lambda: NotifyingORM(list_key="broker-test").enqueue(payload), timeout=60)
 
 
 def test_an_enqueued_message_wakes_a_waiting_pusher(broker, monkeypatch):
