@@ -99,11 +99,20 @@ registry.register(PipelineCollector())
 
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    if settings.METRICS_TOKEN:
-        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(sent, settings.METRICS_TOKEN):
-            return HttpResponse("A valid 'Authorization: Bearer <METRICS_TOKEN>' header is required.\n",
-                                status=401, content_type="text/plain")
+    """Prometheus text. With ``METRICS_TOKEN`` set, scrapers send it as a bearer token; staff members
+    signed in to the admin may always read it. Without a token it is open only in development
+    (``DEBUG``): in production the counts, error codes and spend it shows are not for everyone."""
+    if not (request.user.is_authenticated and request.user.is_staff):
+        if settings.METRICS_TOKEN:
+            sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            # compared as bytes: a token with non-ASCII characters is refused, not a crash
+            if not hmac.compare_digest(sent.encode(), settings.METRICS_TOKEN.encode()):
+                return HttpResponse("A valid 'Authorization: Bearer <METRICS_TOKEN>' header is required.\n",
+                                    status=401, content_type="text/plain")
+        elif not settings.DEBUG:
+            return HttpResponse("Metrics are closed: set METRICS_TOKEN on the server and send it as "
+                                "'Authorization: Bearer <METRICS_TOKEN>', or sign in as staff.\n",
+                                status=403, content_type="text/plain")
     # Prometheus scrapes even when every qcluster (and with it the alert schedule) is down.
     alerts_evaluate_if_stale()
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

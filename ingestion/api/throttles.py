@@ -11,6 +11,14 @@ from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
 
 from ingestion import selectors
 from ingestion.api.errors import RateLimited
+from ingestion.audit import ClientInfo
+
+
+def client_ident(request) -> str:
+    """The client's address as the audit log records it: X-Forwarded-For is believed only as far as
+    API_TRUSTED_PROXY_COUNT proxies vouch for it, so a client cannot pick a fresh identity (and a
+    fresh allowance) by sending a header of its own."""
+    return ClientInfo.from_request(request).ip_address or request.META.get("REMOTE_ADDR", "")
 
 
 class SettingsRateThrottle(UserRateThrottle):
@@ -22,6 +30,9 @@ class SettingsRateThrottle(UserRateThrottle):
 
     def get_rate(self) -> str:
         return f"{getattr(settings, self.setting)}/{self.period}"
+
+    def get_ident(self, request) -> str:
+        return client_ident(request)
 
     def refusal(self, wait: float) -> RateLimited:
         return RateLimited(code=self.error_code, message=self.describe(), wait=wait or 1)
@@ -59,6 +70,9 @@ class AuthAttemptThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str:
         return f"{settings.API_AUTH_ATTEMPTS_PER_MINUTE}/min"
+
+    def get_ident(self, request) -> str:
+        return client_ident(request)
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -79,6 +79,26 @@ def test_token_requests_per_address_are_capped(db, api_settings):
     assert statuses == [400, 400, 429]
 
 
+def test_a_made_up_forwarded_address_does_not_buy_more_token_requests(db, api_settings):
+    api_settings.API_AUTH_ATTEMPTS_PER_MINUTE = 2  # no trusted proxy: the header is the client's own words
+    client = APIClient()
+    statuses = [client.post("/api/v1/auth/token/", {"username": "x", "password": "y"}, format="json",
+                            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").status_code for n in range(3)]
+    assert statuses == [400, 400, 429]
+
+
+def test_behind_a_trusted_proxy_each_client_address_has_its_own_allowance(db, api_settings):
+    api_settings.API_AUTH_ATTEMPTS_PER_MINUTE = 1
+    api_settings.API_TRUSTED_PROXY_COUNT = 1  # the proxy appends the address it saw, after the client's words
+    client = APIClient()
+
+    def attempt(seen_by_proxy: str) -> int:
+        return client.post("/api/v1/auth/token/", {"username": "x", "password": "y"}, format="json",
+                           HTTP_X_FORWARDED_FOR=f"203.0.113.9, {seen_by_proxy}").status_code
+
+    assert [attempt("198.51.100.1"), attempt("198.51.100.2"), attempt("198.51.100.1")] == [400, 400, 429]
+
+
 @pytest.mark.parametrize("request_args, status, code", [
     (("get", "/api/v1/documents/", {}), 401, "AUTH_REQUIRED"),
     (("get", "/api/v1/documents/", {"HTTP_AUTHORIZATION": "Token not-a-real-token"}), 401, "AUTH_FAILED"),

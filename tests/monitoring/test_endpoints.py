@@ -112,7 +112,9 @@ def test_health_skips_llamaparse_with_the_local_parser(providers, settings):
 
 # --- metrics --------------------------------------------------------------------------------------
 
-def test_metrics_report_statuses_backlog_histograms_provider_calls_and_retries(client, make_job, make_event):
+def test_metrics_report_statuses_backlog_histograms_provider_calls_and_retries(client, make_job, make_event,
+                                                                                 settings):
+    settings.METRICS_TOKEN = "scrape-secret"
     # given 2 complete jobs (parse 10 s and 30 s), a waiting job 120 s old, a rate-limited embed retry
     for seconds in (10, 30):
         job = make_job("complete", finished_ago=5)
@@ -121,7 +123,7 @@ def test_metrics_report_statuses_backlog_histograms_provider_calls_and_retries(c
     waiting = make_job("embedding_queued", created_ago=120)
     make_event(waiting, "retry_scheduled", stage="embed", code="EMBED_RATE_LIMITED")
     # when
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
     # then
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
     samples = metric_samples(response.content.decode())
@@ -143,5 +145,16 @@ def test_metrics_require_the_token_when_one_is_configured(client, settings):
     settings.METRICS_TOKEN = "scrape-secret"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer sécret").status_code == 401  # not a crash
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200
+
+
+def test_metrics_are_closed_in_production_without_a_token_except_to_staff(client, settings, django_user_model):
+    settings.DEBUG, settings.METRICS_TOKEN = False, ""
+    refused = client.get("/metrics")
+    assert refused.status_code == 403 and b"set METRICS_TOKEN" in refused.content
+    client.force_login(django_user_model.objects.create_user("member", password="x"))
+    assert client.get("/metrics").status_code == 403
+    client.force_login(django_user_model.objects.create_user("operator", password="x", is_staff=True))
+    assert client.get("/metrics").status_code == 200
 
