@@ -9,6 +9,8 @@ class IngestionConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from ingestion import checks  # noqa: F401  (registers the system checks)
+
         from navigator.processes import prepare_qcluster_worker
 
         post_spawn.connect(prepare_qcluster_worker, dispatch_uid="navigator-worker-start")

@@ -252,7 +252,8 @@ RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", 2.0)
 RETRY_MAX_SECONDS = env_float("RETRY_MAX_SECONDS", 300.0)
 
 # --- Fakes (local stand-ins for LlamaParse and OpenAI) ----------------------------------------
-FAKES_ENABLED = env_bool("FAKES_ENABLED", True)
+# Served in development only unless asked for: they take the keys published in this repository.
+FAKES_ENABLED = env_bool("FAKES_ENABLED", DEBUG)
 
 # --- Security ------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)

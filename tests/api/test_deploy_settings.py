@@ -17,7 +17,8 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-PRODUCTION = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "navigator.example.org"}
+PRODUCTION = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "navigator.example.org",
+              "LLAMAPARSE_BASE_URL": "https://api.cloud.llamaindex.ai", "OPENAI_BASE_URL": "https://api.openai.com/v1"}
 
 
 def test_check_deploy_is_clean_with_production_settings():
@@ -34,3 +35,21 @@ def test_hsts_is_configurable_and_check_deploy_notices_when_it_is_off():
 def test_debug_off_without_secret_key_refuses_to_start():
     result = _run("check", DEBUG="false", ALLOWED_HOSTS="navigator.example.org")
     assert result.returncode != 0 and "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_production_does_not_serve_the_fakes_unless_asked_and_check_deploy_warns_when_asked():
+    probe = ("from django.urls import resolve, Resolver404\n"
+             "try:\n    resolve('/fakes/openai/v1/models'); print('served')\n"
+             "except Resolver404:\n    print('not served')")
+    assert _run("shell", "-c", probe, **PRODUCTION).stdout.split()[-2:] == ["not", "served"]
+    assert _run("shell", "-c", probe, **{**PRODUCTION, "FAKES_ENABLED": "true"}).stdout.splitlines()[-1] == "served"
+    result = _run("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION, FAKES_ENABLED="true")
+    assert result.returncode != 0 and "ingestion.W001" in result.stdout + result.stderr
+
+
+def test_provider_urls_left_at_the_fakes_in_production_stop_the_server_from_starting():
+    env = {key: value for key, value in PRODUCTION.items() if not key.endswith("_BASE_URL")}
+    result = _run("check", **env)
+    assert result.returncode != 0
+    assert "ingestion.E001" in result.stderr and "ingestion.E002" in result.stderr
+    assert "LLAMAPARSE_BASE_URL=https://api.cloud.llamaindex.ai" in result.stderr
