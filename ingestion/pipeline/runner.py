@@ -94,9 +94,11 @@ class LeaseKeeper(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.wait(settings.JOB_LEASE_SECONDS / 3):
-                self.ctx.renew_lease(force=True)
-        except Exception:  # a failed renewal only risks a takeover, which the lease check handles
-            logger.exception("lease renewal failed for job %s", self.ctx.job.pk)
+                try:
+                    self.ctx.renew_lease(force=True)
+                except Exception:  # a blip (no free connection, a restart): try again at the next turn
+                    logger.exception("lease renewal failed for job %s; trying again", self.ctx.job.pk)
+                    connection.close()  # a broken connection is opened afresh next time
         finally:
             connection.close()
 
@@ -117,6 +119,11 @@ def _claim(job_id, stage: str, owner: str) -> tuple[Job | None, str]:
         if job.next_attempt_at and job.next_attempt_at > now:
             return None, "retry_scheduled"
         recovered = bool(job.lease_owner)  # the previous holder's lease expired: it died mid-stage
+        if recovered and job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            # Every attempt so far ended with its worker gone (killed, out of memory, the host restarted):
+            # a document that takes its worker down would otherwise be taken up again for ever.
+            _give_up_interrupted(job, stage)
+            return None, "interrupted_too_often"
         job.lease_owner = owner
         job.lease_expires_at = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
         job.next_attempt_at = None
@@ -131,6 +138,19 @@ def _claim(job_id, stage: str, owner: str) -> tuple[Job | None, str]:
                               message=f"{stage} started (attempt {job.attempts})",
                               payload={"attempt": job.attempts, "worker": owner, "recovered_lease": recovered})
     return job, "claimed"
+
+
+def _give_up_interrupted(job: Job, stage: str) -> None:
+    """Fail a job whose stage never came back from its last attempts (inside the claim's transaction)."""
+    message = (f"The {stage} stage stopped without finishing {job.attempts} times: its worker was killed each "
+               "time (out of memory, a timeout, a restart). Check the worker logs and memory around this "
+               "document, then retry it.")
+    job.lease_owner, job.lease_expires_at, job.next_attempt_at = "", None, None
+    job.last_error_code, job.last_error_message, job.last_error_retryable = "STAGE_INTERRUPTED", message, False
+    services.job_set_status(job=job, status=STAGES[stage].failed)
+    job.save()
+    services.event_record(job=job, type="stage_failed", stage=stage, code="STAGE_INTERRUPTED",
+                          severity=Event.Severity.ERROR, message=message, payload={"attempts": job.attempts})
 
 
 def _release_ended(current: Job, owner: str) -> str:

@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from ingestion import services, storage
 from ingestion.models import Event, Job
-from ingestion.pipeline.runner import backoff_seconds, lease_holder_is_dead, run_job_sync, run_stage
+from ingestion.pipeline.runner import _claim, backoff_seconds, lease_holder_is_dead, run_job_sync, run_stage
 from ingestion.statuses import Status
+from tests.sessions import when_seen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,6 +76,56 @@ def test_a_lease_held_by_a_killed_local_process_is_taken_over(providers, member,
     assert run_stage(job.id, "parse") == Status.PARSED
     # then the takeover is on record
     assert Event.objects.filter(job=job, type="stage_started", payload__recovered_lease=True).exists()
+
+
+def test_a_stage_whose_worker_is_killed_every_time_fails_after_the_attempt_limit(member, pdf_bytes, settings):
+    # given a parse stage claimed JOB_MAX_ATTEMPTS times by workers of this host that were then killed
+    # (each claim is the real one; the process ids are of processes that no longer exist)
+    import socket
+    settings.JOB_MAX_ATTEMPTS = 3
+    job = _job_at(member, pdf_bytes)
+    for n in range(3):
+        claimed, outcome = _claim(job.id, "parse", f"{socket.gethostname()}:999999:1:crash{n}")
+        assert outcome == "claimed" and claimed.attempts == n + 1
+    # when the sweeper's next wake-up arrives
+    assert run_stage(job.id, "parse") == "interrupted_too_often"
+    # then the job has failed with a reason, instead of being taken up again for ever
+    job.refresh_from_db()
+    assert job.status == Status.FAILED_PARSE and job.document.status == Status.FAILED_PARSE
+    assert job.last_error_code == "STAGE_INTERRUPTED" and job.last_error_retryable is False
+    assert "stopped without finishing 3 times" in job.last_error_message and job.lease_owner == ""
+    assert Event.objects.filter(job=job, type="stage_failed", code="STAGE_INTERRUPTED").exists()
+    assert run_stage(job.id, "parse") == "not_due_for_stage"
+
+
+def test_the_lease_keeps_being_renewed_after_its_connection_breaks(providers, member, pdf_bytes, faults, settings):
+    # given an embed stage that waits 5 s on the provider, with a 3 s lease renewed every second
+    settings.JOB_LEASE_SECONDS = 3
+    job = _chunked_job(member, pdf_bytes)
+    faults("openai", latency_ms=5000)
+    renewal = "UPDATE \"ingestion_job\" SET \"lease_expires_at\"%"
+
+    def renewing_sessions() -> list[int]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                           [renewal])
+            return [row[0] for row in cursor.fetchall()]
+
+    def break_them() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [renewing_sessions()])
+
+    # when the renewing session's connection is cut once the first renewal has run
+    cutter = when_seen(lambda: bool(renewing_sessions()), break_them)
+    seen_alive_late = []
+    checker = when_seen(lambda: Event.objects.filter(job=job, type="stage_started", stage="embed").exists(),
+                        lambda: (time.sleep(4.2), seen_alive_late.append(
+                            Job.objects.get(pk=job.pk).lease_expires_at > timezone.now())))
+    outcome = run_stage(job.id, "embed")
+    cutter.join(), checker.join()
+    # then 4.2 s into the stage (past a lease not renewed since the cut) the lease was still held
+    assert seen_alive_late == [True]
+    assert outcome == Status.EMBEDDINGS_STORED
 
 
 def test_a_row_locked_by_another_worker_is_busy(member, pdf_bytes):
