@@ -34,6 +34,7 @@ KNOBS_HELP = {
     "webhook_drop_rate": "share of webhooks never sent (LlamaParse only)",
     "webhook_duplicate_rate": "share of webhooks sent twice (LlamaParse only)",
     "malformed_rate": "share of successful answers with a broken body",
+    "quota_exhausted": "1: the account is out of quota, every request is answered 429 insufficient_quota (OpenAI only)",
     "seed": "integer: makes every draw repeatable (empty or null: truly random)",
 }
 RATE_KNOBS = ("error_rate", "rate_limit_rate", "timeout_rate", "parse_error_rate", "webhook_drop_rate",
@@ -55,6 +56,7 @@ class Faults:
     webhook_drop_rate: float = 0.0
     webhook_duplicate_rate: float = 0.0
     malformed_rate: float = 0.0
+    quota_exhausted: float = 0.0
     seed: int | None = None
 
     @classmethod

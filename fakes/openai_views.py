@@ -85,9 +85,11 @@ def create_embeddings(request: HttpRequest, faults: fault_knobs.Faults, draw: fa
         return openai_error(400, f"'input' : maximum batch size is {MAX_INPUTS}.", None, "invalid_request_error", "input")
     if any(text == "" for text in texts):
         return openai_error(400, "'input' cannot contain an empty string.", None, "invalid_request_error", "input")
+    if model == "text-embedding-ada-002" and "dimensions" in body:  # the real API refuses any value, even 1536
+        return openai_error(400, "This model does not support specifying dimensions.", None,
+                            "invalid_request_error", "dimensions")
     dimensions = body.get("dimensions", MODELS[model])
-    if not isinstance(dimensions, int) or not 1 <= dimensions <= MODELS[model] or (
-            model == "text-embedding-ada-002" and dimensions != 1536):
+    if not isinstance(dimensions, int) or not 1 <= dimensions <= MODELS[model]:
         return openai_error(400, f"This model does not support specifying dimensions={dimensions}.",
                             None, "invalid_request_error", "dimensions")
     encoding = body.get("encoding_format", "float")

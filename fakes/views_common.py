@@ -88,7 +88,14 @@ def fake_endpoint(service: str, *, error_body: ErrorBody, denied: Callable[[Http
             # Logged before any waiting, so a client that gave up still leaves a record of what it met.
             entry = _log(request, service, outcome, status=None, delay_ms=delay_ms, sequence=draw.sequence)
             fault_knobs.sleep_ms(delay_ms)
-            if outcome == "timeout":
+            if faults.quota_exhausted and service == "openai":
+                # an account state, not a draw: every request meets it, before anything else is looked at
+                outcome = "quota_exhausted"
+                response = error_body(429, "You exceeded your current quota, please check your plan and billing "
+                                      "details. For more information on this error, read the docs: "
+                                      "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                                      "insufficient_quota", "insufficient_quota")
+            elif outcome == "timeout":
                 fault_knobs.sleep_ms(faults.hang_seconds * 1000)
                 response = error_body(504, "The server timed out processing the request.", "timeout", "server_error")
             elif outcome == "rate_limited":

@@ -26,6 +26,9 @@ class EmbeddingBatchResult:
 
 _pool = ClientPool()
 
+# Models whose vectors have one size that cannot be asked for (the API refuses the `dimensions` field).
+FIXED_SIZE_MODELS = {"text-embedding-ada-002"}
+
 
 def make_client() -> openai.OpenAI:
     """This process's client for the configured provider, kept between documents (ingestion.providers.pool)."""
@@ -35,6 +38,11 @@ def make_client() -> openai.OpenAI:
 
 
 def _convert(exc: Exception) -> Exception:
+    if isinstance(exc, openai.RateLimitError) and getattr(exc, "code", None) == "insufficient_quota":
+        # also a 429, but about the account, not the pace: no retry can fix it
+        return PermanentError("EMBED_QUOTA_EXCEEDED", "The embedding provider's account is out of quota or credit "
+                              "(OpenAI insufficient_quota). Add credit or raise the usage limit, then retry the "
+                              "document.")
     if isinstance(exc, openai.RateLimitError):
         retry_after = None
         try:
@@ -70,7 +78,9 @@ def _embed_batch(client: openai.OpenAI, texts: list[str], model: str, dimensions
     # base64 is what the SDK asks for by default too; asking for it by name keeps the provider's float32
     # bytes as they are, instead of the SDK turning every vector into a list of Python floats.
     try:
-        response = client.embeddings.create(input=texts, model=model, dimensions=dimensions, encoding_format="base64")
+        # text-embedding-ada-002 has one size and answers 400 to any `dimensions`, even its own
+        sized = {"dimensions": dimensions} if model not in FIXED_SIZE_MODELS else {}
+        response = client.embeddings.create(input=texts, model=model, encoding_format="base64", **sized)
     except openai.OpenAIError as exc:
         raise _convert(exc) from exc
     if len(response.data) != len(texts):

@@ -85,10 +85,12 @@ def test_models_are_listed_and_retrieved(openai_client):
     pytest.param({"input": ["fine", ""]}, None, id="an-empty-string"),
     pytest.param({"input": []}, None, id="no-input"),
     pytest.param({"input": "x", "dimensions": 4096}, None, id="dimensions-beyond-the-model"),
+    pytest.param({"input": "x", "dimensions": 1536, "model": "text-embedding-ada-002"}, None,
+                 id="any-dimensions-for-ada-002"),
 ])
 def test_limits_raise_bad_request_error(openai_client, payload, code):
     with pytest.raises(openai.BadRequestError) as caught:
-        openai_client.embeddings.create(model=MODEL, **payload)
+        openai_client.embeddings.create(**{"model": MODEL, **payload})
     error = caught.value
     assert error.status_code == 400 and error.type == "invalid_request_error"
     assert error.code == code and error.param in ("input", "dimensions") and error.message

@@ -120,6 +120,22 @@ def test_embedding_failures_become_our_errors(stub, settings, providers, faults)
     assert _openai_error(settings, fake).code == "EMBED_PROVIDER_AUTH"
 
 
+def test_an_account_out_of_quota_is_a_permanent_error_not_a_rate_limit(settings, providers, faults):
+    # the fake answers every request as OpenAI does once the account's credit is gone: 429 insufficient_quota
+    faults("openai", quota_exhausted=1)
+    error = _openai_error(settings, f"{providers.url}/fakes/openai/v1")
+    assert isinstance(error, PermanentError) and error.code == "EMBED_QUOTA_EXCEEDED"
+    assert "Add credit" in error.message
+
+
+def test_ada_002_is_asked_without_a_size_which_it_refuses(settings, providers):
+    settings.OPENAI_SDK_MAX_RETRIES = 0
+    settings.OPENAI_BASE_URL = f"{providers.url}/fakes/openai/v1"
+    result = embeddings_for_texts(["a deductible", "a copay"], [3, 3], model="text-embedding-ada-002",
+                                  dimensions=1536)
+    assert [vector.shape for vector in result.vectors] == [(1536,), (1536,)]
+
+
 def test_a_provider_that_hangs_past_our_timeout_is_a_transient_error(settings, providers, faults):
     settings.OPENAI_TIMEOUT_SECONDS = 0.5
     faults("openai", timeout_rate=1.0, hang_seconds=2)
