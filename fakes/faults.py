@@ -31,13 +31,14 @@ KNOBS_HELP = {
     "parse_error_rate": "share of parse jobs that end ERROR (LlamaParse only)",
     "parse_error_code": "error_code of a parse job ended ERROR by parse_error_rate (LlamaParse only)",
     "parse_seconds": "time a parse job stays PENDING (LlamaParse only)",
+    "parse_cancel_rate": "share of parse jobs the service cancels: they end CANCELED (LlamaParse only)",
     "webhook_drop_rate": "share of webhooks never sent (LlamaParse only)",
     "webhook_duplicate_rate": "share of webhooks sent twice (LlamaParse only)",
     "malformed_rate": "share of successful answers with a broken body",
     "quota_exhausted": "1: the account is out of quota, every request is answered 429 insufficient_quota (OpenAI only)",
     "seed": "integer: makes every draw repeatable (empty or null: truly random)",
 }
-RATE_KNOBS = ("error_rate", "rate_limit_rate", "timeout_rate", "parse_error_rate", "webhook_drop_rate",
+RATE_KNOBS = ("error_rate", "rate_limit_rate", "timeout_rate", "parse_error_rate", "parse_cancel_rate", "webhook_drop_rate",
               "webhook_duplicate_rate", "malformed_rate")
 
 
@@ -53,6 +54,7 @@ class Faults:
     parse_error_rate: float = 0.0
     parse_error_code: str = "INTERNAL_SERVER_ERROR"
     parse_seconds: float = 0.0
+    parse_cancel_rate: float = 0.0
     webhook_drop_rate: float = 0.0
     webhook_duplicate_rate: float = 0.0
     malformed_rate: float = 0.0

@@ -1,15 +1,17 @@
-"""A stand-in for LlamaParse's v1 parsing API (upload, job status, results, signed webhooks).
+"""A stand-in for LlamaParse's v1 parsing API (upload, job status, results, the webhook_url callback).
 
 Jobs live in the database, so any web process answers for any job. A job becomes ready after
 ``parse_seconds``: a background thread parses it then and sends the webhook; a status poll that
 finds it due parses it itself, so a job never depends on the thread that started it. Options the
 real service honours for a PDF are honoured here: ``target_pages`` (0-based, "0,2-4"),
 ``max_pages`` and ``page_separator`` (with its ``{pageNumber}`` placeholder).
+
+The callback is LlamaParse's: when a job succeeds, its result (``txt``, ``md``, ``json`` pages,
+``images``) is POSTed to the ``webhook_url`` given at upload, unsigned and without the job's id.
 """
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import re
@@ -51,7 +53,7 @@ VENDOR_ERROR_MESSAGES = {code: message for code, message in VENDOR_ERROR_CODES.v
 _HEADING_MARK = re.compile(r"^#{1,6}\s+", re.MULTILINE)
 _TARGET_PAGES = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$")
 # Upload fields that are not parsing options (they change how the job is delivered, not its output).
-_NOT_OPTIONS = {"webhook_url", "webhook_secret", "input_url"}
+_NOT_OPTIONS = {"webhook_url", "input_url"}
 # Bytes of an input_url download: the project's own upload cap is well below this.
 INPUT_URL_MAX_BYTES = 100 * 1024 * 1024
 
@@ -72,34 +74,32 @@ def _files_dir() -> Path:
     return path
 
 
-def sign_webhook(body: bytes, timestamp: str, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+def webhook_body(job: FakeParseJob) -> bytes:
+    """What LlamaParse POSTs to a succeeded job's webhook_url: the whole result, and nothing else."""
+    return json.dumps({
+        "txt": _joined(job, "text"), "md": _joined(job, "md"),
+        "json": [{"page": p["page"], "text": p["text"], "md": p["md"], "images": []} for p in job.pages],
+        "images": [],
+    }).encode()
 
 
 def _deliver_webhook(job: FakeParseJob, faults: fault_knobs.Faults) -> None:
-    if not job.webhook_url or job.webhook_copies == 0:
+    if not job.webhook_url or job.webhook_copies == 0 or job.status != "SUCCESS":
         return
-    body = json.dumps({"event": f"parse.{job.status.lower()}", "job_id": str(job.id), "status": job.status,
-                       "error_code": job.error_code or None, "error_message": job.error_message or None}).encode()
-    times = job.webhook_copies
-    # Signed with the key the caller gave at upload (one per job), else the account's configured key.
-    secret = job.webhook_secret or settings.FAKES_LLAMAPARSE_WEBHOOK_SECRET
-    for _ in range(times):
-        timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "X-Webhook-Timestamp": timestamp,
-                   "X-Webhook-Signature": sign_webhook(body, timestamp, secret),
-                   "X-Webhook-Id": str(uuid.uuid4())}
+    body = webhook_body(job)
+    for _ in range(job.webhook_copies):
         try:
-            httpx.post(job.webhook_url, content=body, headers=headers, timeout=10)
+            httpx.post(job.webhook_url, content=body, headers={"Content-Type": "application/json"}, timeout=10)
         except httpx.HTTPError as exc:
             logger.warning("fake llamaparse: webhook to %s failed: %s", job.webhook_url, exc)
         FakeParseJob.objects.filter(pk=job.pk).update(webhook_deliveries=F("webhook_deliveries") + 1)
 
 
 def _send_webhooks(job: FakeParseJob, faults: fault_knobs.Faults) -> None:
-    """Deliver a finished job's webhooks and log it (a dropped one too, so its absence can be watched)."""
+    """Deliver a succeeded job's webhooks and log it (a dropped one too, so its absence can be watched).
+    Like LlamaParse's webhook_url, a job that ends ERROR or CANCELED calls nobody back."""
     _deliver_webhook(job, faults)
-    if job.webhook_url:
+    if job.webhook_url and job.status == "SUCCESS":
         FakeRequest.objects.create(service="llamaparse", method="WEBHOOK", path=job.webhook_url[:500],
                                    outcome="webhook_sent" if job.webhook_copies else "webhook_dropped",
                                    status=None, sequence=None)
@@ -133,7 +133,9 @@ def complete_job(job_id) -> FakeParseJob | None:
         job = FakeParseJob.objects.select_for_update().filter(pk=job_id, status="PENDING").first()
         if job is None or job.ready_at > timezone.now():
             return None
-        if job.planned_error_code:
+        if job.planned_cancel:
+            job.status = "CANCELED"
+        elif job.planned_error_code:
             job.status, job.error_code = "ERROR", job.planned_error_code
             job.error_message = VENDOR_ERROR_MESSAGES.get(job.planned_error_code, "Parsing failed.")
         else:
@@ -216,13 +218,13 @@ def upload(request: HttpRequest, faults: fault_knobs.Faults, draw: fault_knobs.D
         webhook_copies = 0
     else:
         webhook_copies = 2 if draw.roll(faults.webhook_duplicate_rate) else 1
+    planned_cancel = draw.roll(faults.parse_cancel_rate)
     options = {k: v for k, v in request.POST.items() if k not in _NOT_OPTIONS}
     sha256 = hashlib.sha256(data).hexdigest()
     # Like the real service, the same bytes parsed with the same options come from its cache.
     is_cache_hit = FakeParseJob.objects.filter(file_sha256=sha256, options=options, status="SUCCESS").exists()
     job = FakeParseJob(file_name=file_name, file_sha256=sha256, options=options,
-                       webhook_url=request.POST.get("webhook_url", ""),
-                       webhook_secret=request.POST.get("webhook_secret", ""),
+                       webhook_url=request.POST.get("webhook_url", ""), planned_cancel=planned_cancel,
                        ready_at=timezone.now() + timedelta(seconds=faults.parse_seconds),
                        planned_error_code=planned_error_code, webhook_copies=webhook_copies,
                        is_cache_hit=is_cache_hit)

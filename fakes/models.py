@@ -8,7 +8,7 @@ from django.db import models
 
 class FakeParseJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    status = models.CharField(max_length=10, default="PENDING")  # PENDING | SUCCESS | ERROR
+    status = models.CharField(max_length=10, default="PENDING")  # PENDING | SUCCESS | ERROR | CANCELED
     error_code = models.CharField(max_length=64, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     file_name = models.CharField(max_length=255)
@@ -21,10 +21,9 @@ class FakeParseJob(models.Model):
     webhook_deliveries = models.PositiveIntegerField(default=0)
     # Drawn at upload from the faults then in force: the job's fate does not depend on who finishes it.
     planned_error_code = models.CharField(max_length=64, blank=True, default="")
+    planned_cancel = models.BooleanField(default=False)  # the service cancels it (status CANCELED)
     webhook_copies = models.PositiveSmallIntegerField(default=1)  # 0: dropped, 2: duplicated
     is_cache_hit = models.BooleanField(default=False)
-    # The key the caller asked us to sign its webhooks with; empty: the configured default key.
-    webhook_secret = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
 

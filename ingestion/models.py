@@ -57,7 +57,7 @@ class Job(models.Model):
     stage_times = models.JSONField(default=dict, blank=True)  # {"parse": {"started": iso, "finished": iso}}
     progress = models.JSONField(default=dict, blank=True)  # {"stage": "embed", "stage_pct": 40, "total_pct": 73}
     parse_job_id = models.CharField(max_length=100, blank=True, default="")
-    webhook_secret = models.CharField(max_length=64, blank=True, default="")
+    webhook_secret = models.CharField(max_length=64, blank=True, default="")  # token of the parser callback URL
     correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
     chunker_version = models.CharField(max_length=32, blank=True, default="")
     embed_model = models.CharField(max_length=100, blank=True, default="")
@@ -249,14 +249,3 @@ class AuditRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_username} {self.action} {self.document_id}"
-
-
-class WebhookDelivery(models.Model):
-    """One authenticated parser callback. The signature is unique: the same request seen twice is a replay."""
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhook_deliveries")
-    signature_sha256 = models.CharField(max_length=64, unique=True)
-    parse_job_id = models.CharField(max_length=100, blank=True, default="")
-    reported_status = models.CharField(max_length=20, blank=True, default="")
-    accepted = models.BooleanField(default=False)  # False: an authentic duplicate that changed nothing
-    received_at = models.DateTimeField(auto_now_add=True)

@@ -1,42 +1,34 @@
-"""The parser's signed callback: verify, refuse replays, and wake the parse stage once.
+"""The parser's callback: a wake-up for the parse stage, addressed to one job by an unguessable URL.
 
-Protocol. Each job has its own secret (``Job.webhook_secret``), sent to the parser with the upload
-as the form field ``webhook_secret``. A callback carries ``X-Webhook-Timestamp`` (Unix seconds) and
-``X-Webhook-Signature: sha256=<hex>``, the HMAC-SHA256 under that secret of
-``<timestamp>.<raw body>`` — the raw body with the timestamp bound to it, so an old body cannot be
-re-sent under a fresh time. We accept a delivery when:
+Protocol (LlamaParse's v1 ``webhook_url``). The parser POSTs the finished job's result to the URL it
+was given at upload, unsigned: the body is ``{"txt", "md", "json": [pages], "images"}``, with no job
+id, no signature and no way for us to give it a secret. So the URL itself is the credential:
+``/api/v1/webhooks/llamaparse/<job id>/<token>/``, the token being the job's own random
+``webhook_secret`` (128 bits; a new one for every job), compared in constant time.
 
-1. the signature matches (constant-time compare) — else 401 ``WEBHOOK_BAD_SIGNATURE``;
-2. the timestamp is within ``WEBHOOK_TOLERANCE_SECONDS`` of now — else 401 ``WEBHOOK_STALE``;
-3. this exact signature was never seen — else 409 ``WEBHOOK_REPLAY``, recorded as an Event.
-
-An authentic delivery that repeats news already accepted (the same parser job and status, sent
-again with a new timestamp, as a parser retrying a callback does) answers 200 and changes nothing.
-A callback is only a wake-up: the parse stage reads the result from the parser itself, and the
-sweeper's polling finishes jobs whose callback never comes (or that the parser did not sign).
+Nothing in the body is trusted or even read: the result can be megabytes, and anyone who learnt the
+URL could send anything. A callback only wakes the job's parse stage, which then asks the parser for
+the result itself, with our API key; polling finishes jobs whose callback never comes. So a forged or
+repeated callback can at most cause one extra status request.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
-import time
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from ingestion import services
 from ingestion.errors import PermanentError
-from ingestion.models import Event, Job, WebhookDelivery
+from ingestion.models import Event, Job
 from ingestion.pipeline import parse
 from ingestion.statuses import Status
 
 logger = logging.getLogger(__name__)
 
-# Parser job statuses that mean "the result is ready to fetch" (success or failure).
-FINAL_PARSER_STATUSES = {"SUCCESS", "ERROR"}
+# A job in one of these waits for its parse stage: a callback may wake it.
+WAITING_FOR_PARSER = (Status.UPLOADED, Status.PARSE_QUEUED)
 
 
 class WebhookRefused(PermanentError):
@@ -49,93 +41,39 @@ class WebhookRefused(PermanentError):
 
 @dataclass
 class WebhookOutcome:
-    result: str  # "accepted" | "duplicate" | "replay"
+    result: str  # "accepted" | "duplicate" | "ignored"
     woke_parse_stage: bool = False
 
 
-def webhook_signature(*, body: bytes, timestamp: str, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
-def _verify(job: Job, body: bytes, timestamp: str, signature: str, now: float) -> None:
-    if not timestamp or not signature:
-        raise WebhookRefused("WEBHOOK_UNSIGNED", "The callback has no X-Webhook-Timestamp or X-Webhook-Signature "
-                             "header; unsigned callbacks are ignored (the job is finished by polling).", 401)
-    expected = webhook_signature(body=body, timestamp=timestamp, secret=job.webhook_secret)
-    if not job.webhook_secret or not hmac.compare_digest(signature.encode(), expected.encode()):
-        logger.warning("webhook for job %s refused: bad signature", job.pk)
-        raise WebhookRefused("WEBHOOK_BAD_SIGNATURE", "The callback's signature does not match this job's secret.",
-                             401)
-    try:
-        age = abs(now - int(timestamp))
-    except ValueError:
-        age = float("inf")
-    if age > settings.WEBHOOK_TOLERANCE_SECONDS:
-        raise WebhookRefused("WEBHOOK_STALE", f"The callback's timestamp is more than "
-                             f"{settings.WEBHOOK_TOLERANCE_SECONDS} seconds from our clock; it is refused as a "
-                             "possible replay. Check the sender's clock.", 401)
-
-
-def llamaparse_webhook_receive(*, job_id, body: bytes, timestamp: str, signature: str,
-                               now: float | None = None) -> WebhookOutcome:
-    """Verify a parser callback and, once per parser result, wake the job's parse stage.
-
-    Safe to call any number of times with the same delivery: the second call is a refused replay.
-    """
+def _job_for(job_id, token: str) -> Job:
     job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        raise WebhookRefused("WEBHOOK_UNKNOWN_JOB", "No job has this id; check the callback URL.", 404)
-    _verify(job, body, timestamp, signature, time.time() if now is None else now)
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise WebhookRefused("WEBHOOK_MALFORMED", "The callback body is not a JSON object.", 400)
-    parse_job_id = str(payload.get("job_id") or "")[:100]
-    reported = str(payload.get("status") or "")[:20]
-    if parse_job_id and job.parse_job_id and parse_job_id != job.parse_job_id:
-        raise WebhookRefused("WEBHOOK_WRONG_JOB", "The callback is about another parser job than this job's.", 409)
+    # One answer for an unknown job and a wrong token: the address tells a prober nothing.
+    if job is None or not job.webhook_secret or not hmac.compare_digest(token.encode(), job.webhook_secret.encode()):
+        if job is not None:
+            logger.warning("parser callback for job %s refused: wrong token", job.pk)
+        raise WebhookRefused("WEBHOOK_UNKNOWN_JOB", "No job waits for a callback at this address; check the "
+                             "callback URL.", 404)
+    return job
 
-    signature_sha = hashlib.sha256(signature.encode()).hexdigest()
+
+def llamaparse_webhook_receive(*, job_id, token: str) -> WebhookOutcome:
+    """Wake the job's parse stage once per parser job. Safe to call any number of times."""
+    job = _job_for(job_id, token)
     with transaction.atomic():
-        # The job row lock serialises deliveries for one job, so two copies arriving together
-        # cannot both be taken for the first.
+        # The job row lock serialises callbacks for one job: two copies arriving together are one wake-up.
         job = Job.objects.select_for_update().get(pk=job.pk)
-        if WebhookDelivery.objects.filter(signature_sha256=signature_sha).exists():
-            return _replay(job, reported)
-        seen = WebhookDelivery.objects.filter(job=job, parse_job_id=parse_job_id or job.parse_job_id,
-                                              reported_status=reported, accepted=True).exists()
-        try:
-            with transaction.atomic():
-                WebhookDelivery.objects.create(job=job, signature_sha256=signature_sha,
-                                               parse_job_id=parse_job_id or job.parse_job_id,
-                                               reported_status=reported, accepted=not seen)
-        except IntegrityError:
-            return _replay(job, reported)
-        if seen:
-            services.event_record(job=job, type="webhook_duplicate", stage="parse",
-                                  message=f"The parser repeated its {reported or 'status'} callback; nothing to do.",
-                                  payload={"status": reported})
-            return WebhookOutcome("duplicate")
+        if job.status not in WAITING_FOR_PARSER:
+            return WebhookOutcome("ignored")  # parsed already (by a poll), cancelled, or further on
+        if Event.objects.filter(job=job, type="webhook_received", payload__parse_job_id=job.parse_job_id).exists():
+            return WebhookOutcome("duplicate")  # the parser retrying its callback: nothing more to do
         services.event_record(job=job, type="webhook_received", stage="parse",
-                              message=f"The parser reported {reported or 'an update'}.", payload={"status": reported})
-        woke = (reported in FINAL_PARSER_STATUSES and job.status in (Status.UPLOADED, Status.PARSE_QUEUED)
-                and not job.lease_owner)
+                              message="The parser called back; fetching the result.",
+                              payload={"parse_job_id": job.parse_job_id})
+        woke = not job.lease_owner
         if woke:
-            # Only a wake-up: the parse stage reads the result itself, so a callback racing a poll
-            # still finishes the job once.
+            # Parked between polls: run the stage now rather than at its next poll time.
             job.next_attempt_at = None
             job.save(update_fields=["next_attempt_at", "updated_at"])
             services.job_enqueue(job_id=job.id, stage="parse")
-        if reported in FINAL_PARSER_STATUSES:
-            parse.notify_parse_done(job.id)  # a worker polling this parser job wakes at once (on commit)
+        parse.notify_parse_done(job.id)  # a worker polling this parser job asks at once (on commit)
         return WebhookOutcome("accepted", woke_parse_stage=woke)
-
-
-def _replay(job: Job, reported: str) -> WebhookOutcome:
-    services.event_record(job=job, type="webhook_replay_refused", stage="parse", code="WEBHOOK_REPLAY",
-                          severity=Event.Severity.WARNING,
-                          message="A callback already received was sent again and refused.",
-                          payload={"status": reported})
-    return WebhookOutcome("replay")

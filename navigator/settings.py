@@ -215,8 +215,8 @@ LOCAL_SERVER_URL = os.environ.get("NAVIGATOR_URL", "http://127.0.0.1:8000").rstr
 PARSER_BACKEND = os.environ.get("PARSER_BACKEND", "llamaparse")  # "llamaparse" or "local"
 LLAMAPARSE_BASE_URL = os.environ.get("LLAMAPARSE_BASE_URL", f"{LOCAL_SERVER_URL}/fakes/llamaparse").rstrip("/")
 LLAMAPARSE_API_KEY = os.environ.get("LLAMAPARSE_API_KEY", "llx-local-fake-key")
-LLAMAPARSE_WEBHOOK_SECRET = os.environ.get("LLAMAPARSE_WEBHOOK_SECRET", "local-webhook-signing-secret")
-# The parser calls this base URL back when a job ends; empty disables webhooks (poll only).
+# The parser calls this base URL back when a job succeeds; empty disables webhooks (poll only). LlamaParse
+# calls back only HTTPS URLs on a domain name; any other (but loopback, for the local stack) is not sent.
 WEBHOOK_BASE_URL = os.environ.get("WEBHOOK_BASE_URL", LOCAL_SERVER_URL).rstrip("/")
 LLAMAPARSE_TIMEOUT_SECONDS = env_float("LLAMAPARSE_TIMEOUT_SECONDS", 60)
 LLAMAPARSE_MAX_RETRIES = env_int("LLAMAPARSE_MAX_RETRIES", 2)  # in-client retries of safe calls
@@ -225,6 +225,9 @@ PARSE_POLL_WINDOW_SECONDS = env_float("PARSE_POLL_WINDOW_SECONDS", 120)
 # Longest pause between two status polls (the official SDK polls every second); a webhook ends it early.
 PARSE_POLL_MAX_INTERVAL_SECONDS = env_float("PARSE_POLL_MAX_INTERVAL_SECONDS", 1.0)
 PARSE_POLL_FIRST_INTERVAL_SECONDS = env_float("PARSE_POLL_FIRST_INTERVAL_SECONDS", 0.1)  # grows x1.5 per poll
+# A parser job not finished this long after submission is given up and the file submitted again
+# (an attempt); after JOB_MAX_ATTEMPTS the document fails with PARSE_TIMEOUT.
+PARSE_MAX_WAIT_SECONDS = env_float("PARSE_MAX_WAIT_SECONDS", 1800)
 
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", f"{LOCAL_SERVER_URL}/fakes/openai/v1").rstrip("/")
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "sk-local-fake-key")
@@ -287,7 +290,6 @@ LOGGING = {
 # Keys the fakes accept: by default the same as the client's, so the local setup just works.
 FAKES_LLAMAPARSE_API_KEY = os.environ.get("FAKES_LLAMAPARSE_API_KEY", LLAMAPARSE_API_KEY)
 FAKES_OPENAI_API_KEY = os.environ.get("FAKES_OPENAI_API_KEY", OPENAI_API_KEY)
-FAKES_LLAMAPARSE_WEBHOOK_SECRET = os.environ.get("FAKES_LLAMAPARSE_WEBHOOK_SECRET", LLAMAPARSE_WEBHOOK_SECRET)
 FAKES_CONTROL_TOKEN = os.environ.get("FAKES_CONTROL_TOKEN", "local-fakes-control-token")
 # Retries the openai SDK makes itself (honouring Retry-After) before the stage runner's backoff.
 OPENAI_SDK_MAX_RETRIES = env_int("OPENAI_SDK_MAX_RETRIES", 2)
@@ -312,8 +314,6 @@ SEARCH_EXPANSION_WEIGHT = env_float("SEARCH_EXPANSION_WEIGHT", 0.5)
 # Hybrid search runs its full-text ranking on a second database connection while the vector ranking
 # runs: threads per web process for that (each keeps one connection open); 0 runs them one after another.
 SEARCH_SIDE_THREADS = env_int("SEARCH_SIDE_THREADS", 2)
-# Webhook deliveries older (or newer) than this are refused as replays.
-WEBHOOK_TOLERANCE_SECONDS = env_int("WEBHOOK_TOLERANCE_SECONDS", 300)
 # A qcluster writes a heartbeat every HEARTBEAT_INTERVAL_SECONDS (its scheduler ticks every ~30 s).
 HEARTBEAT_MAX_AGE_SECONDS = env_int("HEARTBEAT_MAX_AGE_SECONDS", 90)
 

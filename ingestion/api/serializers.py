@@ -187,7 +187,7 @@ class SearchResponseSerializer(serializers.Serializer):
 
 
 class WebhookResultSerializer(serializers.Serializer):
-    result = serializers.ChoiceField(choices=["accepted", "duplicate"])
+    result = serializers.ChoiceField(choices=["accepted", "duplicate", "ignored"])
     woke_parse_stage = serializers.BooleanField()
 
 

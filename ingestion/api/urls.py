@@ -14,6 +14,7 @@ urlpatterns = [
     path("jobs/<uuid:pk>/retry/", views.JobRetryView.as_view(), name="job-retry"),
     path("jobs/<uuid:pk>/cancel/", views.JobCancelView.as_view(), name="job-cancel"),
     path("search/", views.SearchView.as_view(), name="search"),
-    path("webhooks/llamaparse/<uuid:job_id>/", views.LlamaParseWebhookView.as_view(), name="llamaparse-webhook"),
+    path("webhooks/llamaparse/<uuid:job_id>/<str:token>/", views.LlamaParseWebhookView.as_view(),
+         name="llamaparse-webhook"),
     re_path(r"^", views.ApiNotFoundView.as_view(), name="api-not-found")  # anything else, newlines included,
 ]

@@ -45,7 +45,7 @@ def error_responses(*statuses: int) -> dict:
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input (VALIDATION_ERROR with `field`, or a specific code).",
-    401: "No or invalid credentials (AUTH_REQUIRED, AUTH_FAILED), or a bad webhook signature.",
+    401: "No or invalid credentials (AUTH_REQUIRED, AUTH_FAILED).",
     403: "A session-authenticated unsafe request without a valid CSRF token.",
     404: "No such object among yours (NOT_FOUND).",
     409: "The object's state does not allow this now (JOB_ACTIVE, JOB_NOT_FAILED, JOB_ALREADY_ENDED, ...).",
@@ -300,38 +300,23 @@ class SearchView(MemberView, APIView):
 
 
 class LlamaParseWebhookView(APIView):
-    """The parser's callback: authenticated by the job's HMAC signature, not by a user (see ingestion.webhooks)."""
+    """The parser's callback: addressed to one job by the unguessable token in its URL, not by a user
+    (see ingestion.webhooks). The body is never read."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = []
 
-    @extend_schema(summary="Parser callback (HMAC-SHA256 signed with the job's secret)",
+    @extend_schema(summary="Parser callback (LlamaParse webhook_url; the URL's token is the credential)",
                    request={"application/json": OpenApiTypes.OBJECT}, auth=[],
-                   parameters=[OpenApiParameter("X-Webhook-Timestamp", str, OpenApiParameter.HEADER,
-                                                description="Unix seconds when the callback was signed."),
-                               OpenApiParameter("X-Webhook-Signature", str, OpenApiParameter.HEADER,
-                                                description="sha256=<hex HMAC of '<timestamp>.<raw body>'>.")],
                    responses={202: s.WebhookResultSerializer, 200: s.WebhookResultSerializer,
-                              **{code: OpenApiResponse(s.ErrorSerializer, description=description)
-                                 for code, description in {
-                                     400: "The body is not a JSON object (WEBHOOK_MALFORMED).",
-                                     401: "Unsigned, badly signed or stale (WEBHOOK_UNSIGNED, WEBHOOK_BAD_SIGNATURE, "
-                                          "WEBHOOK_STALE).",
-                                     404: "No job has this id (WEBHOOK_UNKNOWN_JOB).",
-                                     409: "A replayed delivery (WEBHOOK_REPLAY, recorded on the job's timeline) or "
-                                          "a callback about another parser job (WEBHOOK_WRONG_JOB).",
-                                 }.items()}})
-    def post(self, request, job_id):
+                              404: OpenApiResponse(s.ErrorSerializer, description="No job waits for a callback at "
+                                                   "this address (WEBHOOK_UNKNOWN_JOB).")})
+    def post(self, request, job_id, token):
         try:
-            outcome = webhooks.llamaparse_webhook_receive(
-                job_id=job_id, body=request.body, timestamp=request.headers.get("X-Webhook-Timestamp", ""),
-                signature=request.headers.get("X-Webhook-Signature", ""))
+            outcome = webhooks.llamaparse_webhook_receive(job_id=job_id, token=token)
         except webhooks.WebhookRefused as refused:
             return error_response(refused.code, refused.message, refused.http_status)
-        if outcome.result == "replay":
-            return error_response("WEBHOOK_REPLAY", "This delivery was received before; it is refused and recorded.",
-                                  status.HTTP_409_CONFLICT)
         body = {"result": outcome.result, "woke_parse_stage": outcome.woke_parse_stage}
         return Response(body, status=status.HTTP_202_ACCEPTED if outcome.result == "accepted" else status.HTTP_200_OK)
 

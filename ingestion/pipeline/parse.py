@@ -4,19 +4,26 @@ Idempotent: a job that already has a parser job id polls it instead of uploading
 """
 from __future__ import annotations
 
+import ipaddress
+import logging
 import secrets
 import select
 import time
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from ingestion import storage
 from ingestion.errors import TransientError
-from ingestion.models import Job
+from ingestion.models import Event, Job
 from ingestion.providers import pdf_text
 from ingestion.providers.llamaparse import LlamaParseClient, error_for_failed_job
+
+logger = logging.getLogger(__name__)
 
 
 class ParsePending(Exception):
@@ -65,10 +72,47 @@ class _WebhookWaiter:
             pass
 
 
+def callback_url_usable(url: str) -> bool:
+    """Whether LlamaParse can be given ``url`` as its ``webhook_url``.
+
+    LlamaParse calls back only HTTPS URLs on a domain name (not an IP address), under 200 characters.
+    A loopback URL is the local stack's own fake parser calling its neighbour, and is kept.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return False
+    except ValueError:
+        return parts.scheme == "https" and "." in host and len(url) < 200
+
+
 def webhook_url_for(job: Job) -> str:
-    if not settings.WEBHOOK_BASE_URL:
+    """The job's callback address (its token is the credential), or "" when the parser cannot use one."""
+    if not settings.WEBHOOK_BASE_URL or not job.webhook_secret:
         return ""
-    return settings.WEBHOOK_BASE_URL + reverse("llamaparse-webhook", kwargs={"job_id": job.id})
+    url = settings.WEBHOOK_BASE_URL + reverse("llamaparse-webhook",
+                                              kwargs={"job_id": job.id, "token": job.webhook_secret})
+    if not callback_url_usable(url):
+        logger.warning("WEBHOOK_BASE_URL %s cannot be called back by the parser (it needs HTTPS on a domain name, "
+                       "under 200 characters in all); parse jobs finish by polling", settings.WEBHOOK_BASE_URL)
+        return ""
+    return url
+
+
+def _submitted_at(job: Job):
+    """When the parser job being waited for was submitted (its parse_submitted event)."""
+    event = (Event.objects.filter(job=job, type="parse_submitted", payload__parse_job_id=job.parse_job_id)
+             .order_by("-created_at").first())
+    return event.created_at if event else job.created_at
+
+
+def _resubmit_next_attempt(job: Job, error: TransientError) -> TransientError:
+    """The parser job will never succeed: forget it, so the next attempt submits the file afresh."""
+    Job.objects.filter(pk=job.pk).update(parse_job_id="")
+    return error
 
 
 def _pages_via_llamaparse(job: Job, data: bytes, ctx) -> list[str]:
@@ -76,14 +120,15 @@ def _pages_via_llamaparse(job: Job, data: bytes, ctx) -> list[str]:
         try:
             if not job.parse_job_id:
                 if not job.webhook_secret:
-                    job.webhook_secret = secrets.token_hex(32)
+                    job.webhook_secret = secrets.token_hex(16)
                     Job.objects.filter(pk=job.pk).update(webhook_secret=job.webhook_secret)
                 job.parse_job_id = client.upload(data=data, filename=job.document.filename,
-                                                 webhook_url=webhook_url_for(job), webhook_secret=job.webhook_secret)
+                                                 webhook_url=webhook_url_for(job))
                 # Saved at once: a retry after a crash polls this parser job instead of paying twice.
                 Job.objects.filter(pk=job.pk).update(parse_job_id=job.parse_job_id)
                 ctx.event("parse_submitted", message="The document was sent to the parser.",
                           payload={"parse_job_id": job.parse_job_id})
+            give_up_at = _submitted_at(job) + timedelta(seconds=settings.PARSE_MAX_WAIT_SECONDS)
             deadline = time.monotonic() + settings.PARSE_POLL_WINDOW_SECONDS
             interval = settings.PARSE_POLL_FIRST_INTERVAL_SECONDS
             with _WebhookWaiter(job.id) as webhook:
@@ -93,10 +138,20 @@ def _pages_via_llamaparse(job: Job, data: bytes, ctx) -> list[str]:
                         return client.pages(job.parse_job_id)
                     if status.status == "ERROR":
                         error = error_for_failed_job(status)
-                        if isinstance(error, TransientError):
-                            # Submit afresh next attempt: the failed parser job will never succeed.
-                            Job.objects.filter(pk=job.pk).update(parse_job_id="")
-                        raise error
+                        raise _resubmit_next_attempt(job, error) if isinstance(error, TransientError) else error
+                    if status.status in ("CANCELED", "CANCELLED"):
+                        raise _resubmit_next_attempt(job, TransientError(
+                            "PARSE_JOB_CANCELLED", "The parser cancelled this job; we will submit the document again."))
+                    if status.status == "PARTIAL_SUCCESS":
+                        raise _resubmit_next_attempt(job, TransientError(
+                            "PARSE_JOB_INCOMPLETE", "The parser read only part of the document; we will submit it "
+                            "again rather than keep a document with pages missing."))
+                    # PENDING (or a status this client does not know): still working, within limits
+                    if timezone.now() >= give_up_at:
+                        minutes = settings.PARSE_MAX_WAIT_SECONDS / 60
+                        raise _resubmit_next_attempt(job, TransientError(
+                            "PARSE_TIMEOUT", f"The parser has not finished this document in {minutes:g} minutes "
+                            f"(its job {job.parse_job_id} is still {status.status}); we will submit it again."))
                     if time.monotonic() >= deadline:
                         raise ParsePending(job.parse_job_id)
                     ctx.renew_lease()

@@ -30,7 +30,7 @@ MAX_INLINE_RETRY_WAIT = 5.0
 
 @dataclass
 class ParseStatus:
-    status: str  # PENDING | SUCCESS | ERROR
+    status: str  # PENDING | SUCCESS | ERROR | CANCELED (PARTIAL_SUCCESS from some parse modes)
     error_code: str = ""
     error_message: str = ""
 
@@ -115,13 +115,12 @@ class LlamaParseClient:
         except ValueError as exc:
             raise TransientError("PARSE_PROVIDER_MALFORMED", "The parser answered with a malformed body; we will retry.") from exc
 
-    def upload(self, *, data: bytes, filename: str, webhook_url: str = "", webhook_secret: str = "") -> str:
-        """Submit a file; returns the parser's job id. ``webhook_secret`` is the key the callback is signed with."""
+    def upload(self, *, data: bytes, filename: str, webhook_url: str = "") -> str:
+        """Submit a file; returns the parser's job id. With ``webhook_url`` the parser POSTs the result there
+        when the job succeeds (unsigned: see ingestion.webhooks)."""
         fields = {"language": "en", "page_separator": "\n---\n"}
         if webhook_url:
             fields["webhook_url"] = webhook_url
-            if webhook_secret:
-                fields["webhook_secret"] = webhook_secret
         body = self._request("POST", "/api/v1/parsing/upload", files={"file": (filename, data, "application/pdf")},
                              data=fields)
         job_id = body.get("id")
