@@ -10,6 +10,7 @@ import logging
 import math
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -110,6 +111,22 @@ def _first_error(detail, path: list[str]) -> tuple[list[str], str]:
     return path, str(detail)
 
 
+def _request_shape_refusal(exc):
+    """Django's own refusals of a request's size or shape (raised while DRF reads the body): the
+    client's doing, answered with a code and what to change, never a 500 that invites a retry."""
+    if isinstance(exc, RequestDataTooBig):
+        return error_response("REQUEST_TOO_LARGE", "The request body is larger than the server accepts. Upload "
+                              f"one PDF of at most {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB per request.",
+                              status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, TooManyFilesSent):
+        return error_response("TOO_MANY_FILES", "The request carries too many files. Upload one PDF per request, "
+                              "in the field 'file'.", status.HTTP_400_BAD_REQUEST, "file")
+    if isinstance(exc, TooManyFieldsSent):
+        return error_response("TOO_MANY_FIELDS", "The request carries too many form fields. Send only the "
+                              "fields the endpoint documents.", status.HTTP_400_BAD_REQUEST)
+    return None
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, PipelineError):
         http_status = STATUS_FOR_CODE.get(exc.code, status.HTTP_400_BAD_REQUEST)
@@ -120,6 +137,9 @@ def api_exception_handler(exc, context):
         return error_response(exc.code, exc.message, http_status, FIELD_FOR_CODE.get(exc.code), headers)
     if isinstance(exc, ApiError):
         return error_response(exc.error_code, str(exc.detail), exc.status_code, exc.field)
+    refused = _request_shape_refusal(exc)
+    if refused is not None:
+        return refused
     response = exception_handler(exc, context)
     if response is None:
         if settings.DEBUG:

@@ -216,8 +216,16 @@ class PDFRenderer(BaseRenderer):
 
 
 class DocumentFileView(MemberView, APIView):
-    # JSON first: errors are rendered as JSON; the file itself is streamed as it was uploaded.
+    # The file itself is streamed as it was uploaded; PDF is offered so that `Accept: application/pdf`
+    # is not refused with 406.
     renderer_classes = [JSONRenderer, PDFRenderer]
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        # An error is JSON (a code and a sentence) whatever the client asked for: a PDF renderer would
+        # write the error's keys as the body.
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return response
 
     @member_schema(summary="Download the uploaded PDF",
                    responses={(200, "application/pdf"): OpenApiTypes.BINARY, **error_responses(404, *MEMBER_ERRORS)})

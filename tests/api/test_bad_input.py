@@ -65,6 +65,23 @@ def test_upload_declaring_a_body_over_the_cap_is_refused_before_it_is_read(api, 
     assert _nothing_stored(stored_files)
 
 
+@pytest.mark.parametrize("parts, status, code", [
+    ({"file": [SimpleUploadedFile(f"p{n}.pdf", b"%PDF-1.4 tiny") for n in range(101)]}, 400, "TOO_MANY_FILES"),
+    ({**{f"field{n}": "x" for n in range(1001)}}, 400, "TOO_MANY_FIELDS"),
+], ids=["101-files", "1001-fields"])
+def test_a_request_django_refuses_to_read_is_answered_with_a_code_not_a_500(api, stored_files, parts, status, code):
+    response = api.post("/api/v1/documents/", parts, format="multipart")
+    assert response.status_code == status and response.json()["error"]["code"] == code
+    assert "per request" in response.json()["error"]["message"] or "fields" in response.json()["error"]["message"]
+    assert _nothing_stored(stored_files) and not Document.objects.exists()
+
+
+def test_a_search_body_over_the_servers_limit_is_413(api, api_settings):
+    api_settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api.post("/api/v1/search/", {"query": "copay " * 400}, format="json")
+    assert response.status_code == 413 and response.json()["error"]["code"] == "REQUEST_TOO_LARGE"
+
+
 def test_path_in_filename_is_dropped_and_the_file_is_stored_under_an_unguessable_name(api, pdf_bytes, stored_files):
     response = api.post("/api/v1/documents/", {"file": SimpleUploadedFile("../../etc/passwd.pdf", pdf_bytes)},
                         format="multipart")

@@ -91,3 +91,10 @@ def _call(client, method, path, body, ids):
     body = {key: ([item.format(**ids) for item in value] if isinstance(value, list) else value)
             for key, value in body.items()}
     return getattr(client, method)(path, body, format="json")
+
+
+@pytest.mark.parametrize("accept", ["application/pdf", "application/json", "*/*"])
+def test_a_refused_download_is_a_json_error_whatever_the_client_accepts(api_b, a_objects, accept):
+    response = api_b.get(f"/api/v1/documents/{a_objects.id}/file/", HTTP_ACCEPT=accept)
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "NOT_FOUND"
