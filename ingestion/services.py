@@ -177,11 +177,20 @@ def document_refuse_if_busy(*, document: Document) -> None:
 
 
 def document_delete(*, document: Document) -> None:
-    """Delete a document with its jobs, chunks, events and stored files."""
-    paths = [document.storage_path, document.parsed_path]
-    document.delete()
-    for path in paths:
-        storage.file_delete(path)
+    """Delete a document with its jobs, chunks, events and stored files.
+
+    The row is locked and its file paths read afresh: a parse stage running meanwhile may have stored
+    a new parsed file since ``document`` was loaded (and one that finishes after this cannot record its
+    file: it removes it itself). Files are removed once the deletion commits, never for a deletion
+    that is rolled back.
+    """
+    with transaction.atomic():
+        row = Document.objects.select_for_update().filter(pk=document.pk).values("storage_path", "parsed_path").first()
+        if row is None:
+            return
+        document.delete()
+        paths = [row["storage_path"], row["parsed_path"]]
+        transaction.on_commit(lambda: [storage.file_delete(path) for path in paths])
 
 
 def user_get_or_create(*, username: str) -> User:

@@ -13,13 +13,13 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from ingestion import storage
-from ingestion.errors import TransientError
-from ingestion.models import Event, Job
+from ingestion.errors import PermanentError, TransientError
+from ingestion.models import Document, Event, Job
 from ingestion.providers import pdf_text
 from ingestion.providers.llamaparse import LlamaParseClient, error_for_failed_job
 
@@ -171,10 +171,18 @@ def run(job: Job, ctx) -> dict:
         pages = pdf_text.pdf_to_markdown_pages(data)
     else:
         pages = _pages_via_llamaparse(job, data, ctx)
-    old_path = document.parsed_path
-    document.parsed_path = storage.parsed_pages_save(document_id=document.id, pages=pages)
-    document.page_count = len(pages)
-    document.save(update_fields=["parsed_path", "page_count", "updated_at"])
-    if old_path and old_path != document.parsed_path:
+    new_path = storage.parsed_pages_save(document_id=document.id, pages=pages)
+    with transaction.atomic():
+        # the path stored now, read under the row lock (a reprocess may have replaced it meanwhile)
+        old_path = (Document.objects.select_for_update().filter(pk=document.id).values_list("parsed_path", flat=True)
+                    .first())
+        if old_path is None:  # the member deleted the document while it was being parsed
+            storage.file_delete(new_path)
+            raise PermanentError("DOCUMENT_DELETED", "The document was deleted while it was being parsed; "
+                                 "nothing of it is kept.")
+        Document.objects.filter(pk=document.id).update(parsed_path=new_path, page_count=len(pages),
+                                                       updated_at=timezone.now())
+    document.parsed_path, document.page_count = new_path, len(pages)
+    if old_path and old_path != new_path:
         storage.file_delete(old_path)
     return {"page_count": len(pages)}

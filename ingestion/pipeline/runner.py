@@ -164,7 +164,9 @@ def _finish(job: Job, stage: str, owner: str, result: dict, ctx: StageContext, s
     spec = STAGES[stage]
     now = timezone.now()
     with transaction.atomic():
-        current = Job.objects.select_for_update().get(pk=job.pk)
+        current = Job.objects.select_for_update().filter(pk=job.pk).first()
+        if current is None:  # the document (and its jobs) was deleted while the stage ran
+            return "missing"
         if current.status in TERMINAL:  # cancelled while the stage ran: its result is not used
             return _release_ended(current, owner)
         if current.lease_owner != owner:
@@ -199,7 +201,9 @@ def _finish(job: Job, stage: str, owner: str, result: dict, ctx: StageContext, s
 def _fail(job: Job, stage: str, owner: str, error: PipelineError, ctx: StageContext) -> str:
     spec = STAGES[stage]
     with transaction.atomic():
-        current = Job.objects.select_for_update().get(pk=job.pk)
+        current = Job.objects.select_for_update().filter(pk=job.pk).first()
+        if current is None:  # the document (and its jobs) was deleted while the stage ran
+            return "missing"
         if current.status in TERMINAL:  # cancelled while the stage ran: the failure no longer matters
             return _release_ended(current, owner)
         if current.lease_owner != owner:
@@ -231,7 +235,9 @@ def _fail(job: Job, stage: str, owner: str, error: PipelineError, ctx: StageCont
 def _park_pending_parse(job: Job, owner: str) -> str:
     """The parser is still working: release the job and let the sweeper (or the webhook) resume it."""
     with transaction.atomic():
-        current = Job.objects.select_for_update().get(pk=job.pk)
+        current = Job.objects.select_for_update().filter(pk=job.pk).first()
+        if current is None:
+            return "missing"
         if current.lease_owner != owner:
             return "lease_lost"
         current.lease_owner, current.lease_expires_at = "", None

@@ -107,9 +107,11 @@ def test_detail_shows_progress_pages_chunks_last_error_and_current_job(api, comp
     assert body["current_job"]["cost_estimate_usd"] == 0.012345
 
 
-def test_delete_removes_document_jobs_chunks_events_files_and_is_audited(api, complete_document, stored_files):
+def test_delete_removes_document_jobs_chunks_events_files_and_is_audited(api, complete_document, stored_files,
+                                                                         django_capture_on_commit_callbacks):
     assert stored_files()
-    response = api.delete(f"/api/v1/documents/{complete_document.id}/", HTTP_USER_AGENT="member-app/2.1")
+    with django_capture_on_commit_callbacks(execute=True):  # files go once the deletion commits
+        response = api.delete(f"/api/v1/documents/{complete_document.id}/", HTTP_USER_AGENT="member-app/2.1")
     assert response.status_code == 204
     assert not Document.objects.exists() and not Job.objects.exists()
     assert not Chunk.objects.exists() and not Event.objects.exists()

@@ -180,3 +180,34 @@ def test_a_passage_whose_lent_vector_vanishes_meanwhile_is_embedded_on_the_next_
     Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())  # its retry time has come
     assert run_stage(job.id, "embed") == Status.EMBEDDINGS_STORED
     assert not without.exists()
+
+
+def test_a_document_deleted_while_it_is_parsed_leaves_no_file(providers, member, pdf_bytes, faults, settings, tmp_path):
+    # given a parse that takes a moment at the parser
+    settings.MEDIA_ROOT = tmp_path / "files"
+    faults("llamaparse", parse_seconds=1.0)
+    document = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").document
+    job = document.current_job
+    # when the member deletes the document once it has been sent to the parser
+    deleter = when_seen(Event.objects.filter(job_id=job.pk, type="parse_submitted").exists,
+                        lambda: services.document_delete(document=Document.objects.get(pk=document.pk)))
+    outcome = run_stage(job.id, "parse")
+    deleter.join()
+    # then the stage ends quietly, and neither the upload nor the parsed pages are left in storage
+    assert outcome == "missing"
+    assert not Document.objects.filter(pk=document.pk).exists()
+    root = tmp_path / "files"
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+
+
+def test_a_deletion_that_is_rolled_back_keeps_the_files(member, pdf_bytes, settings, tmp_path):
+    from django.db import transaction
+
+    settings.MEDIA_ROOT = tmp_path / "files"
+    document = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").document
+    document_id, path = document.pk, document.storage_path
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.document_delete(document=document)
+        raise RuntimeError("the request failed after the delete")
+    assert Document.objects.filter(pk=document_id).exists()
+    assert default_storage.exists(path)

@@ -70,10 +70,11 @@ def test_filenames_lose_path_parts(member, pdf_bytes):
     assert "passwd" not in result.document.storage_path
 
 
-def test_delete_removes_rows_and_files(member, pdf_bytes):
+def test_delete_removes_rows_and_files(member, pdf_bytes, django_capture_on_commit_callbacks):
     document = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").document
     path = document.storage_path
-    services.document_delete(document=document)
+    with django_capture_on_commit_callbacks(execute=True):  # files go once the deletion commits
+        services.document_delete(document=document)
     assert not default_storage.exists(path)
     assert not Job.objects.exists() and not Chunk.objects.exists() and not Event.objects.exists()
 
