@@ -139,7 +139,9 @@ def job_cancel(*, job: Job) -> Job:
     if job.status in TERMINAL:
         raise PermanentError("JOB_ALREADY_ENDED", f"The job already ended ({job.status}); nothing to cancel.")
     job_set_status(job=job, status=Status.CANCELLED)
-    job.lease_owner, job.lease_expires_at, job.next_attempt_at = "", None, None
+    # A stage running now keeps its lease until it ends (the runner releases it): until then a retry or
+    # reprocess of the document waits, so two runs never work on one document at once.
+    job.next_attempt_at = None
     job.save()
     event_record(job=job, type="job_cancelled", message="The job was cancelled.")
     return job
@@ -169,11 +171,18 @@ def document_refuse_if_busy(*, document: Document) -> None:
     The lock makes two concurrent retries/reprocesses of one document start one job, not two.
     Call inside a transaction.
     """
+    from ingestion.pipeline.runner import lease_holder_is_dead
+
     Document.objects.select_for_update().filter(pk=document.pk).first()
     active = Job.objects.filter(document_id=document.pk).exclude(status__in=TERMINAL).first()
     if active is not None:
         raise PermanentError("JOB_ACTIVE", f"The document is still being processed (job {active.id} is "
                              f"{active.status}). Wait for it to end, or cancel it first.")
+    finishing = (Job.objects.filter(document_id=document.pk, lease_expires_at__gt=timezone.now())
+                 .exclude(lease_owner="").first())
+    if finishing is not None and not lease_holder_is_dead(finishing.lease_owner):
+        raise PermanentError("JOB_ACTIVE", f"The document's job {finishing.id} is {finishing.status}, but a worker "
+                             "is still finishing the step it was on. Try again in a few seconds.")
 
 
 def document_delete(*, document: Document) -> None:

@@ -41,7 +41,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.CHUNKS_STORED: frozenset({S.EMBEDDING_QUEUED, S.FAILED_EMBEDDING}),
     S.EMBEDDING_QUEUED: frozenset({S.EMBEDDING_IN_PROGRESS, S.FAILED_EMBEDDING}),
     S.EMBEDDING_IN_PROGRESS: frozenset({S.EMBEDDINGS_STORED, S.FAILED_EMBEDDING}),
-    S.EMBEDDINGS_STORED: frozenset({S.COMPLETE, S.FAILED_EMBEDDING}),
+    # back to embed: finalize found passages without a vector (written after the embed stage ran)
+    S.EMBEDDINGS_STORED: frozenset({S.COMPLETE, S.FAILED_EMBEDDING, S.EMBEDDING_QUEUED}),
 }
 for _status in list(TRANSITIONS):
     TRANSITIONS[_status] = TRANSITIONS[_status] | {S.CANCELLED}
@@ -109,5 +110,7 @@ def path_to(current: str, target: str) -> list[str]:
         return [target]
     start, end = order.index(current), order.index(target)
     if end <= start:
+        if can_transition(current, target):  # the one way back the table allows
+            return [target]
         raise InvalidTransition(f"A job in status '{current}' cannot go back to '{target}'.")
     return order[start + 1:end + 1]

@@ -174,11 +174,12 @@ def _finish(job: Job, stage: str, owner: str, result: dict, ctx: StageContext, s
             return "lease_lost"
         payload = result.pop("_payload", {})
         target = result.pop("_status", spec.done)
+        then = result.pop("_then", None)  # a stage may send the job to another stage (finalize: back to embed)
         for field, value in result.items():
             setattr(current, field, value)
         current.provider_calls += ctx.provider_calls
         services.job_set_status(job=current, status=target)
-        next_stage = spec.next if target == spec.done else None
+        next_stage = then or (spec.next if target == spec.done else None)
         if next_stage and next_stage in QUEUED_STATUS:
             services.job_set_status(job=current, status=QUEUED_STATUS[next_stage])
         current.attempts = 0

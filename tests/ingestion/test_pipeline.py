@@ -211,3 +211,21 @@ def test_a_deletion_that_is_rolled_back_keeps_the_files(member, pdf_bytes, setti
         raise RuntimeError("the request failed after the delete")
     assert Document.objects.filter(pk=document_id).exists()
     assert default_storage.exists(path)
+
+
+def test_finalize_sends_a_job_with_passages_lacking_vectors_back_to_embed(providers, member, settings):
+    # given a job whose embed stage ran, then a passage lost its vector (as if written after embed looked)
+    settings.PARSER_BACKEND = "local"
+    job = services.document_upload(owner=member, data=build_full_document(2, seed=5), filename="p.pdf").job
+    for stage in ("parse", "validate", "chunk", "embed"):
+        run_stage(job.id, stage)
+    lacking = Chunk.objects.filter(document_id=job.document_id).order_by("ordinal").first()
+    lacking.vector.delete()
+    # when finalize runs
+    assert run_stage(job.id, "finalize") == Status.EMBEDDING_QUEUED
+    # then the job went back to embed, which gave that one passage its vector, and then completed
+    assert Event.objects.filter(job=job, type="embed_again", payload__missing=1).exists()
+    assert run_job_sync(job.id) == Status.COMPLETE
+    assert not Chunk.objects.filter(document_id=job.document_id, vector__isnull=True).exists()
+    embedded = Event.objects.filter(job=job, type="stage_finished", stage="embed").order_by("created_at").last()
+    assert embedded.payload["embedded"] == 1

@@ -4,11 +4,13 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from fakes.models import FakeParseJob
 from ingestion import services
 from ingestion.errors import PermanentError
 from ingestion.models import Chunk, Document, Event, Job
-from ingestion.pipeline.runner import run_job_sync
+from ingestion.pipeline.runner import run_job_sync, run_stage
 from ingestion.statuses import Status
+from tests.sessions import when_seen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,3 +91,30 @@ def test_reprocess_from_chunk_needs_a_parse(member, pdf_bytes):
     with pytest.raises(PermanentError) as error:
         services.job_start(document=document, from_stage="index")
     assert error.value.code == "JOB_UNKNOWN_STAGE"
+
+
+def test_a_cancelled_job_still_in_its_stage_holds_off_a_retry_until_the_step_ends(providers, member, pdf_bytes,
+                                                                                  faults):
+    # given a parse stage waiting on the parser
+    faults("llamaparse", parse_seconds=1.0)
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    refused = []
+
+    def cancel_then_retry():
+        services.job_cancel(job=job)
+        try:
+            services.job_retry(job=job)
+        except PermanentError as error:
+            refused.append(error.code)
+
+    # when the member cancels and at once retries while the stage is still at the parser
+    other = when_seen(Event.objects.filter(job_id=job.pk, type="parse_submitted").exists, cancel_then_retry)
+    outcome = run_stage(job.id, "parse")
+    other.join()
+    # then the retry was refused while the cancelled job's step ran; it ended without using its result
+    assert refused == ["JOB_ACTIVE"] and outcome == Status.CANCELLED
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED and job.lease_owner == ""
+    # and once it has, a retry starts the one new job; the parser was paid once so far
+    assert services.job_retry(job=job).status == Status.UPLOADED
+    assert FakeParseJob.objects.count() == 1
