@@ -13,7 +13,7 @@ import time
 from django.db.models import Exists, F, OuterRef
 
 from ingestion.chunking import ChunkDraft, estimate_tokens
-from ingestion.errors import TransientError
+from ingestion.errors import PipelineError, TransientError
 from ingestion.models import Chunk, ChunkVector, Job
 from ingestion.pipeline.bulk import store_vectors, vector_donors
 from ingestion.providers.embeddings import active_space, embeddings_for_texts
@@ -43,6 +43,25 @@ def _without_vector(chunks, model: str, dimensions: int):
     return chunks.exclude(Exists(ChunkVector.objects.filter(chunk=OuterRef("pk"), model=model, dimensions=dimensions)))
 
 
+def _keep_paid_batches(job: Job, ctx, error: PipelineError, *, model: str, dimensions: int, shas: dict,
+                       donors: dict, missing: list[str]) -> None:
+    """A batch failed after others came back: store the vectors already paid for (and the lent ones), so
+    the attempt after this one sends only the rest."""
+    partial = getattr(error, "partial", None)
+    if partial is None:
+        return
+    ctx.provider_calls += partial.calls
+    fresh = {sha: vector for sha, vector in zip(missing, partial.vectors) if vector is not None}
+    if fresh:
+        store_vectors(model=model, dimensions=dimensions, fresh=fresh,
+                      chunk_shas={chunk_id: sha for chunk_id, sha in shas.items() if sha in fresh or sha in donors},
+                      owner_id=job.document.owner_id, document_id=job.document_id, donors=donors)
+    if partial.tokens:
+        Job.objects.filter(pk=job.pk).update(tokens_embedded=F("tokens_embedded") + partial.tokens)
+    ctx.event("embed_partial", message=f"{len(fresh)} of {len(missing)} texts were embedded before a batch "
+              f"failed ({error.code}); they are kept.", payload={"kept": len(fresh), "tokens": partial.tokens})
+
+
 def run(job: Job, ctx) -> dict:
     space = active_space()
     model, dimensions = space.model, space.dimensions
@@ -59,7 +78,12 @@ def run(job: Job, ctx) -> dict:
     tokens, fresh = 0, {}
     if missing:
         texts = list(missing.values())
-        result = embeddings_for_texts(texts, [estimate_tokens(t) for t in texts], space=space)
+        try:
+            result = embeddings_for_texts(texts, [estimate_tokens(t) for t in texts], space=space)
+        except PipelineError as error:
+            _keep_paid_batches(job, ctx, error, model=model, dimensions=dimensions, shas=shas, donors=donors,
+                               missing=list(missing))
+            raise
         ctx.provider_calls += result.calls
         tokens = result.tokens
         fresh = dict(zip(missing.keys(), result.vectors))

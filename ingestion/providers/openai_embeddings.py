@@ -19,7 +19,7 @@ from ingestion.providers.pool import ClientPool
 
 @dataclass
 class EmbeddingBatchResult:
-    vectors: list[np.ndarray]  # float32, one per input, in order
+    vectors: list[np.ndarray | None]  # float32, one per input, in order (None: its batch failed)
     tokens: int
     calls: int
 
@@ -121,15 +121,30 @@ def embeddings_for_texts(texts: list[str], token_counts: list[int], *, model: st
     groups = batches(texts, token_counts, max_inputs=settings.EMBEDDING_BATCH_INPUTS,
                      max_tokens=settings.EMBEDDING_BATCH_TOKENS)
     vectors: list[np.ndarray | None] = [None] * len(texts)
-    tokens = 0
+    tokens, sent, failure = 0, 0, None
     client = make_client()
     workers = max(1, min(settings.EMBEDDING_CONCURRENCY, len(groups)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [(group, pool.submit(_embed_batch, client, [texts[i] for i in group], model, dimensions))
                    for group in groups]
         for group, future in futures:
-            batch_vectors, batch_tokens = future.result()
+            if future.cancelled():
+                continue
+            sent += 1
+            try:
+                batch_vectors, batch_tokens = future.result()
+            except (TransientError, PermanentError) as error:
+                if failure is None:
+                    failure = error
+                    for _, later in futures:  # batches not sent yet are not sent (nor paid for)
+                        later.cancel()
+                continue
             tokens += batch_tokens
             for index, vector in zip(group, batch_vectors):
                 vectors[index] = vector
-    return EmbeddingBatchResult(vectors=vectors, tokens=tokens, calls=len(groups))
+    if failure is not None:
+        # The batches that came back were paid for: the caller keeps them (``partial``), so an attempt
+        # after this one pays only for the rest.
+        failure.partial = EmbeddingBatchResult(vectors=vectors, tokens=tokens, calls=sent)
+        raise failure
+    return EmbeddingBatchResult(vectors=vectors, tokens=tokens, calls=sent)

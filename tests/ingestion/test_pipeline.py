@@ -229,3 +229,38 @@ def test_finalize_sends_a_job_with_passages_lacking_vectors_back_to_embed(provid
     assert not Chunk.objects.filter(document_id=job.document_id, vector__isnull=True).exists()
     embedded = Event.objects.filter(job=job, type="stage_finished", stage="embed").order_by("created_at").last()
     assert embedded.payload["embedded"] == 1
+
+
+def test_batches_paid_for_before_one_failed_are_kept_and_not_paid_again(providers, member, faults, settings):
+    # given a document of ~20 passages sent 4 texts a request, one request at a time, no quick retries
+    settings.PARSER_BACKEND = "local"
+    settings.EMBEDDING_BATCH_INPUTS, settings.EMBEDDING_CONCURRENCY = 4, 1
+    settings.OPENAI_SDK_MAX_RETRIES = 0
+    job = services.document_upload(owner=member, data=build_full_document(16, seed=8), filename="p.pdf").job
+    for stage in ("parse", "validate", "chunk"):
+        run_stage(job.id, stage)
+    passages = Chunk.objects.filter(document_id=job.document_id)
+    total = passages.count()
+    requests = -(-total // 4)
+    assert requests >= 8
+    # when the provider starts failing once two requests have been answered
+    answered = FakeRequest.objects.filter(service="openai", method="POST", outcome="ok", status=200)
+    breaker = when_seen(lambda: answered.count() >= 2, lambda: faults("openai", error_rate=1.0), every=0.001)
+    faults("openai", latency_ms=150)
+    assert run_stage(job.id, "embed") == "retry_scheduled"
+    breaker.join()
+    # then what came back before the failure is stored and billed, and later batches were never sent
+    kept = passages.filter(vector__isnull=False).count()
+    assert 8 <= kept < total and kept % 4 == 0
+    job.refresh_from_db()
+    assert job.tokens_embedded > 0
+    assert Event.objects.filter(job=job, type="embed_partial", payload__kept=kept).exists()
+    sent = FakeRequest.objects.filter(service="openai", method="POST").count()
+    # the answered ones, the one that failed, and at most the one the worker thread had started meanwhile
+    assert kept // 4 + 1 <= sent <= kept // 4 + 2 < requests
+    # and the next attempt pays only for the rest
+    faults("openai")
+    Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
+    assert run_stage(job.id, "embed") == Status.EMBEDDINGS_STORED
+    finished = Event.objects.get(job=job, type="stage_finished", stage="embed")
+    assert finished.payload["embedded"] == total - kept
