@@ -70,6 +70,12 @@ def _last_error(job: Job | None) -> dict | None:
     return {"code": job.last_error_code, "message": job.last_error_message, "retryable": job.last_error_retryable}
 
 
+# Text already embedded for any member is not paid for again (docs/decisions/0005). What a job paid
+# (tokens, provider calls, cost) and how much it reused would tell a member that someone else uploaded
+# the same text, so members are not shown them; staff see them in the admin and on the dashboard.
+MEMBER_HIDDEN_PAYLOAD_KEYS = frozenset({"reused", "tokens", "provider_calls", "kept"})
+
+
 class JobSerializer(serializers.ModelSerializer):
     document = serializers.UUIDField(source="document_id", read_only=True)
     status = serializers.ChoiceField(choices=Status.choices, read_only=True)
@@ -77,16 +83,12 @@ class JobSerializer(serializers.ModelSerializer):
     stage_times = serializers.DictField(child=StageTimeSerializer(), read_only=True,
                                         help_text="Per stage: when it started and finished, and how long it took.")
     last_error = serializers.SerializerMethodField()
-    cost_estimate_usd = serializers.DecimalField(max_digits=12, decimal_places=6, coerce_to_string=False,
-                                                 read_only=True, help_text="Parser pages plus embedding tokens, "
-                                                 "at the configured list prices.")
 
     class Meta:
         model = Job
         fields = ["id", "document", "status", "start_stage", "attempts", "next_attempt_at", "progress",
-                  "stage_times", "last_error", "page_count", "chunk_count", "tokens_embedded", "provider_calls",
-                  "cost_estimate_usd", "embed_model", "embed_dimensions", "chunker_version", "created_at",
-                  "updated_at", "finished_at"]
+                  "stage_times", "last_error", "page_count", "chunk_count", "embed_model", "embed_dimensions",
+                  "chunker_version", "created_at", "updated_at", "finished_at"]
         read_only_fields = fields
 
     @extend_schema_field(LastErrorSerializer(allow_null=True))
@@ -138,7 +140,11 @@ class UploadResultSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True)
-    payload = serializers.DictField(read_only=True)
+    payload = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField())
+    def get_payload(self, event: Event) -> dict:
+        return {key: value for key, value in (event.payload or {}).items() if key not in MEMBER_HIDDEN_PAYLOAD_KEYS}
 
     class Meta:
         model = Event

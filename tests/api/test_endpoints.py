@@ -104,7 +104,8 @@ def test_detail_shows_progress_pages_chunks_last_error_and_current_job(api, comp
     assert body["page_count"] == 3 and body["chunk_count"] == 3
     assert body["last_error"] == {"code": "EMBED_RATE_LIMITED", "message": "Slow down.", "retryable": True}
     assert body["current_job"]["id"] == str(complete_document.current_job_id)
-    assert body["current_job"]["cost_estimate_usd"] == 0.012345
+    # what the platform paid is the operators' business (admin, dashboard), not the member's
+    assert not {"cost_estimate_usd", "tokens_embedded", "provider_calls"} & set(body["current_job"])
 
 
 def test_delete_removes_document_jobs_chunks_events_files_and_is_audited(api, complete_document, stored_files,

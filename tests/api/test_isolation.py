@@ -98,3 +98,37 @@ def test_a_refused_download_is_a_json_error_whatever_the_client_accepts(api_b, a
     response = api_b.get(f"/api/v1/documents/{a_objects.id}/file/", HTTP_ACCEPT=accept)
     assert response.status_code == 404 and response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+def _keys(value) -> set[str]:
+    """Every key anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | set().union(*(_keys(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_keys(v) for v in value)) if value else set()
+    return set()
+
+
+def test_a_member_cannot_tell_that_another_member_uploaded_the_same_text(providers, member, other_member,
+                                                                        pdf_bytes):
+    from ingestion.pipeline.runner import run_job_sync
+    from ingestion.statuses import Status
+    from tests.api.conftest import client_for
+
+    # given member A's document processed, then member B uploading the same file
+    first = services.document_upload(owner=member, data=pdf_bytes, filename="plan.pdf").job
+    assert run_job_sync(first.id) == Status.COMPLETE
+    second = services.document_upload(owner=other_member, data=pdf_bytes, filename="plan.pdf").job
+    assert run_job_sync(second.id) == Status.COMPLETE
+    # the pipeline reused A's vectors: B's document cost nothing to embed
+    second.refresh_from_db()
+    assert second.tokens_embedded == 0 and first.__class__.objects.get(pk=first.pk).tokens_embedded > 0
+    # but nothing B can read says so, and what B reads has the shape A's has
+    views = {}
+    for name, user, job in (("a", member, first), ("b", other_member, second)):
+        api = client_for(user)
+        views[name] = [api.get(f"/api/v1/documents/{job.document_id}/").json(),
+                       api.get(f"/api/v1/jobs/{job.id}/").json(),
+                       api.get(f"/api/v1/documents/{job.document_id}/events/").json()]
+    hidden = {"reused", "tokens", "provider_calls", "tokens_embedded", "cost_estimate_usd"}
+    assert not hidden & _keys(views["b"]) and _keys(views["a"]) == _keys(views["b"])
