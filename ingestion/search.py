@@ -359,7 +359,9 @@ def search_chunks(*, owner, query: str, k: int = 5, document_ids=None, mode: str
     rows = _passages([chunk_id for chunk_id, _ in best], terms)
     hits = []
     for chunk_id, entry in best:
-        chunk = rows[chunk_id]
+        chunk = rows.get(chunk_id)
+        if chunk is None:  # its document was deleted or re-chunked between the ranking and this read
+            continue
         vector_rank, vector_score = entry.get("vector", (None, None))
         text_rank, text_score = entry.get("text", (None, None))
         fused_score = round(fused(entry), 6) if mode == "hybrid" else None
