@@ -115,8 +115,9 @@ def _request_shape_refusal(exc):
     """Django's own refusals of a request's size or shape (raised while DRF reads the body): the
     client's doing, answered with a code and what to change, never a 500 that invites a retry."""
     if isinstance(exc, RequestDataTooBig):
-        return error_response("REQUEST_TOO_LARGE", "The request body is larger than the server accepts. Upload "
-                              f"one PDF of at most {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB per request.",
+        return error_response("REQUEST_TOO_LARGE", "The request body is larger than the server accepts. Send a "
+                              "smaller request (an upload is one PDF of at most "
+                              f"{settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB).",
                               status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, TooManyFilesSent):
         return error_response("TOO_MANY_FILES", "The request carries too many files. Upload one PDF per request, "
@@ -127,7 +128,18 @@ def _request_shape_refusal(exc):
     return None
 
 
+# A provider refusing our account (no credit, a revoked key) while serving a member's request (the
+# query's vector for a search): not the member's doing, and not something they can fix.
+PROVIDER_ACCOUNT_CODES = {"EMBED_QUOTA_EXCEEDED", "EMBED_PROVIDER_AUTH"}
+
+
 def api_exception_handler(exc, context):
+    if isinstance(exc, PipelineError) and exc.code in PROVIDER_ACCOUNT_CODES:
+        logger.error("provider refused our account during a request: %s %s", exc.code, exc.message)
+        return error_response(exc.code, "Searching by meaning is unavailable right now: the embedding provider "
+                              "refused our account, and our operators have been told. Try again later, or "
+                              "search with mode 'text'.", status.HTTP_503_SERVICE_UNAVAILABLE,
+                              headers={"Retry-After": "300"})
     if isinstance(exc, PipelineError):
         http_status = STATUS_FOR_CODE.get(exc.code, status.HTTP_400_BAD_REQUEST)
         headers = None

@@ -58,8 +58,9 @@ def _keep_paid_batches(job: Job, ctx, error: PipelineError, *, model: str, dimen
                       owner_id=job.document.owner_id, document_id=job.document_id, donors=donors)
     if partial.tokens:
         Job.objects.filter(pk=job.pk).update(tokens_embedded=F("tokens_embedded") + partial.tokens)
-    ctx.event("embed_partial", message=f"{len(fresh)} of {len(missing)} texts were embedded before a batch "
-              f"failed ({error.code}); they are kept.", payload={"kept": len(fresh), "tokens": partial.tokens})
+    if fresh and ctx.renew_lease(force=True):  # on the timeline of a job this worker still holds
+        ctx.event("embed_partial", message=f"Passages embedded before a request failed ({error.code}) are kept; "
+                  "the next attempt embeds only the rest.", payload={"kept": len(fresh), "tokens": partial.tokens})
 
 
 def run(job: Job, ctx) -> dict:

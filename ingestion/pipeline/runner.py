@@ -120,8 +120,9 @@ def _claim(job_id, stage: str, owner: str) -> tuple[Job | None, str]:
             return None, "retry_scheduled"
         recovered = bool(job.lease_owner)  # the previous holder's lease expired: it died mid-stage
         if recovered and job.attempts >= settings.JOB_MAX_ATTEMPTS:
-            # Every attempt so far ended with its worker gone (killed, out of memory, the host restarted):
-            # a document that takes its worker down would otherwise be taken up again for ever.
+            # The attempts are used up and the last one ended with its worker gone (killed, out of memory,
+            # the host restarted): a document that takes its worker down would otherwise be taken up again
+            # for ever, since only a stage that fails in Python counts its attempts against the limit.
             _give_up_interrupted(job, stage)
             return None, "interrupted_too_often"
         job.lease_owner = owner
@@ -142,11 +143,12 @@ def _claim(job_id, stage: str, owner: str) -> tuple[Job | None, str]:
 
 def _give_up_interrupted(job: Job, stage: str) -> None:
     """Fail a job whose stage never came back from its last attempts (inside the claim's transaction)."""
-    message = (f"The {stage} stage stopped without finishing {job.attempts} times: its worker was killed each "
-               "time (out of memory, a timeout, a restart). Check the worker logs and memory around this "
-               "document, then retry it.")
+    message = (f"The {stage} stage has used its {job.attempts} attempts, and the last one stopped without finishing: "
+               "its worker was killed (out of memory, a timeout, a restart). Check the worker logs and memory "
+               "around this document, then retry it.")
     job.lease_owner, job.lease_expires_at, job.next_attempt_at = "", None, None
-    job.last_error_code, job.last_error_message, job.last_error_retryable = "STAGE_INTERRUPTED", message, False
+    # retryable: it gave up after its attempts (the dashboard counts it among dead-lettered jobs)
+    job.last_error_code, job.last_error_message, job.last_error_retryable = "STAGE_INTERRUPTED", message, True
     services.job_set_status(job=job, status=STAGES[stage].failed)
     job.save()
     services.event_record(job=job, type="stage_failed", stage=stage, code="STAGE_INTERRUPTED",
@@ -239,6 +241,8 @@ def _park_pending_parse(job: Job, owner: str) -> str:
         current = Job.objects.select_for_update().filter(pk=job.pk).first()
         if current is None:
             return "missing"
+        if current.status in TERMINAL:  # cancelled while it waited on the parser: nothing more to wait for
+            return _release_ended(current, owner)
         if current.lease_owner != owner:
             return "lease_lost"
         current.lease_owner, current.lease_expires_at = "", None

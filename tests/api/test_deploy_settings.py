@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,7 +20,8 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 PRODUCTION = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "navigator.example.org",
-              "LLAMAPARSE_BASE_URL": "https://api.cloud.llamaindex.ai", "OPENAI_BASE_URL": "https://api.openai.com/v1"}
+              "LLAMAPARSE_BASE_URL": "https://api.cloud.llamaindex.ai", "OPENAI_BASE_URL": "https://api.openai.com/v1",
+              "API_TRUSTED_PROXY_COUNT": "1"}
 
 
 def test_check_deploy_is_clean_with_production_settings():
@@ -47,9 +50,12 @@ def test_production_does_not_serve_the_fakes_unless_asked_and_check_deploy_warns
     assert result.returncode != 0 and "ingestion.W001" in result.stdout + result.stderr
 
 
-def test_provider_urls_left_at_the_fakes_in_production_stop_the_server_from_starting():
-    env = {key: value for key, value in PRODUCTION.items() if not key.endswith("_BASE_URL")}
-    result = _run("check", **env)
-    assert result.returncode != 0
-    assert "ingestion.E001" in result.stderr and "ingestion.E002" in result.stderr
-    assert "LLAMAPARSE_BASE_URL=https://api.cloud.llamaindex.ai" in result.stderr
+@pytest.mark.parametrize("change, warning", [
+    ({"LLAMAPARSE_BASE_URL": None, "OPENAI_BASE_URL": None}, "ingestion.W002"),  # left at the fakes
+    ({"API_TRUSTED_PROXY_COUNT": "0"}, "ingestion.W003"),  # every client would be the proxy
+])
+def test_check_deploy_names_production_settings_left_at_their_local_values(change, warning):
+    env = {key: value for key, value in {**PRODUCTION, **change}.items() if value is not None}
+    result = _run("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0 and warning in result.stdout + result.stderr
+    assert _run("check", **env).returncode == 0  # a warning for the deploy check, not a server that won't start

@@ -134,3 +134,16 @@ def test_unauthenticated_answers_401_with_a_token_challenge(db):
     response = APIClient().get("/api/v1/documents/")
     assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
     assert "Authorization: Token" in response.json()["error"]["message"]
+
+
+def test_a_search_while_the_embeddings_account_is_out_of_credit_is_503_not_the_members_fault(
+        providers, api, faults, settings):
+    settings.OPENAI_SDK_MAX_RETRIES = 0
+    faults("openai", quota_exhausted=1)
+    response = api.post("/api/v1/search/", {"query": "ambulance copay", "mode": "hybrid"}, format="json")
+    assert response.status_code == 503 and response["Retry-After"] == "300"
+    error = response.json()["error"]
+    assert error["code"] == "EMBED_QUOTA_EXCEEDED" and "mode 'text'" in error["message"]
+    assert "Add credit" not in error["message"]  # the operators' instruction is for the operators
+    text = api.post("/api/v1/search/", {"query": "ambulance copay", "mode": "text"}, format="json")
+    assert text.status_code == 200

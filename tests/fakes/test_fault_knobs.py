@@ -166,6 +166,8 @@ def test_a_job_the_parser_cancels_is_submitted_again_then_fails_with_its_own_cod
     job.refresh_from_db()
     assert job.last_error_code == "PARSE_JOB_CANCELLED" and "Gave up after 2 attempts" in job.last_error_message
     assert list(FakeParseJob.objects.values_list("status", flat=True)) == ["CANCELED", "CANCELED"]
+    # each submission had its own callback address: a late callback of the abandoned one finds no job
+    assert len(set(FakeParseJob.objects.values_list("webhook_url", flat=True))) == 2
 
 
 def test_a_parser_job_that_never_finishes_is_given_up_and_submitted_again(providers, member, pdf_bytes, faults,

@@ -118,3 +118,21 @@ def test_a_cancelled_job_still_in_its_stage_holds_off_a_retry_until_the_step_end
     # and once it has, a retry starts the one new job; the parser was paid once so far
     assert services.job_retry(job=job).status == Status.UPLOADED
     assert FakeParseJob.objects.count() == 1
+
+
+def test_a_job_cancelled_while_it_waits_on_the_parser_is_not_parked_for_another_poll(providers, member, pdf_bytes,
+                                                                                   faults, settings):
+    # given a parse stage whose poll window ends before the parser does
+    settings.PARSE_POLL_WINDOW_SECONDS = 0.6
+    faults("llamaparse", parse_seconds=3)
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="policy.pdf").job
+    # when the member cancels while it polls
+    other = when_seen(Event.objects.filter(job_id=job.pk, type="parse_submitted").exists,
+                      lambda: services.job_cancel(job=job))
+    outcome = run_stage(job.id, "parse")
+    other.join()
+    # then the stage lets the job go: no retry time, no "still working" on the cancelled job's timeline
+    assert outcome == Status.CANCELLED
+    job.refresh_from_db()
+    assert job.lease_owner == "" and job.next_attempt_at is None
+    assert not Event.objects.filter(job=job, type="parse_waiting").exists()

@@ -92,8 +92,9 @@ def test_a_stage_whose_worker_is_killed_every_time_fails_after_the_attempt_limit
     # then the job has failed with a reason, instead of being taken up again for ever
     job.refresh_from_db()
     assert job.status == Status.FAILED_PARSE and job.document.status == Status.FAILED_PARSE
-    assert job.last_error_code == "STAGE_INTERRUPTED" and job.last_error_retryable is False
-    assert "stopped without finishing 3 times" in job.last_error_message and job.lease_owner == ""
+    assert job.last_error_code == "STAGE_INTERRUPTED" and job.last_error_retryable is True  # dead-lettered
+    assert "used its 3 attempts, and the last one stopped without finishing" in job.last_error_message
+    assert job.lease_owner == ""
     assert Event.objects.filter(job=job, type="stage_failed", code="STAGE_INTERRUPTED").exists()
     assert run_stage(job.id, "parse") == "not_due_for_stage"
 
