@@ -140,3 +140,20 @@ def test_the_same_bytes_uploaded_concurrently_make_one_document(member, pdf_byte
     assert result.duplicate and result.document.filename == "first.pdf"
     assert Document.objects.count() == 1
     assert sorted(default_storage.listdir(folder)[1]) == sorted(before)
+
+
+def test_deleting_a_document_someone_else_just_deleted_is_a_no_op(member, pdf_bytes):
+    document = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").document
+    stale = Document.objects.get(pk=document.pk)  # a second request loaded it too
+    services.document_delete(document=document)
+    services.document_delete(document=stale)  # no error: there is nothing left to delete
+    assert not Document.objects.exists()
+
+
+def test_retrying_a_later_stage_of_a_document_whose_parsed_pages_are_gone_starts_at_parse(member, pdf_bytes):
+    job = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").job
+    Job.objects.filter(pk=job.pk).update(status=Status.FAILED_CHUNKING,
+                                         stage_times={"parse": {"started": "x", "finished": "y"},
+                                                      "chunk": {"started": "z"}})
+    Document.objects.filter(pk=job.document_id).update(parsed_path="")
+    assert services.job_retry(job=Job.objects.get(pk=job.pk)).start_stage == "parse"
