@@ -16,10 +16,14 @@ def _run(code: str) -> str:
 
 def test_a_new_qcluster_worker_loads_the_pipeline_and_freezes_it():
     out = _run("from django_q.signals import post_spawn; import sys; "
+               "from ingestion.providers import llamaparse, openai_embeddings; "
                "before = gc.get_freeze_count(); post_spawn.send(sender='django_q', proc_name='Process-1:1'); "
-               "print(before, gc.get_freeze_count(), 'ingestion.pipeline.embed' in sys.modules)")
-    before, after, loaded = out.split()
+               "print(before, gc.get_freeze_count(), 'ingestion.pipeline.embed' in sys.modules, "
+               "len(llamaparse._pool._clients), len(openai_embeddings._pool._clients))")
+    before, after, loaded, parser_clients, embedding_clients = out.split()
     assert int(before) == 0 and int(after) > 50_000 and loaded == "True"
+    # its provider clients are made before its first document (the pools hand these same ones out)
+    assert parser_clients == embedding_clients == "1"
 
 
 def test_a_gunicorn_worker_loads_every_view_before_its_first_request_and_freezes_them():
