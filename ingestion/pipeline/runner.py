@@ -190,6 +190,8 @@ def _finish(job: Job, stage: str, owner: str, result: dict, ctx: StageContext, s
         current.stage_times.setdefault(stage, {})["finished"] = now.isoformat()
         current.stage_times[stage]["seconds"] = round(time.monotonic() - started, 3)
         current.progress = {"stage": stage, "stage_pct": 100, "total_pct": _total_progress(stage, 100)}
+        if then:  # sent back to an earlier stage: progress is that stage's, not past this one
+            current.progress = {"stage": then, "stage_pct": 0, "total_pct": _total_progress(then, 0)}
         if current.status == Status.COMPLETE:
             current.progress["total_pct"] = 100
         current.save()

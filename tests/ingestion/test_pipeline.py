@@ -223,6 +223,8 @@ def test_finalize_sends_a_job_with_passages_lacking_vectors_back_to_embed(provid
     lacking.vector.delete()
     # when finalize runs
     assert run_stage(job.id, "finalize") == Status.EMBEDDING_QUEUED
+    job.refresh_from_db()
+    assert job.progress["stage"] == "embed" and job.progress["total_pct"] < 100
     # then the job went back to embed, which gave that one passage its vector, and then completed
     assert Event.objects.filter(job=job, type="embed_again", payload__missing=1).exists()
     assert run_job_sync(job.id) == Status.COMPLETE
