@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-CHUNKER_VERSION = "md-v2"
+CHUNKER_VERSION = "md-v3"
 
 # Token counts are estimated, not computed with the provider's BPE tokenizer: tokenizer files
 # would have to be downloaded at run time. English prose averages ~0.75 words per token; the
@@ -62,13 +62,14 @@ def _split_long(text: str, max_tokens: int) -> list[str]:
         if estimate_tokens(unit) <= max_tokens:
             expanded.append(unit)
             continue
-        words = unit.split(" ")
         part: list[str] = []
-        for word in words:
-            part.append(word)
-            if estimate_tokens(" ".join(part)) >= max_tokens:
-                expanded.append(" ".join(part))
-                part = []
+        for word in unit.split(" "):
+            # a run without spaces longer than the bound (a URL, CJK text) is cut between token pieces
+            for piece in [word] if estimate_tokens(word) <= max_tokens else _cut_run(word, max_tokens):
+                if part and estimate_tokens(" ".join(part + [piece])) > max_tokens:
+                    expanded.append(" ".join(part))
+                    part = []
+                part.append(piece)
         if part:
             expanded.append(" ".join(part))
     for unit in expanded:
@@ -81,6 +82,21 @@ def _split_long(text: str, max_tokens: int) -> list[str]:
     if current:
         pieces.append(" ".join(current))
     return pieces
+
+
+def _cut_run(run: str, max_tokens: int) -> list[str]:
+    """A run of text without spaces, cut into pieces of at most ``max_tokens`` estimated tokens."""
+    pieces, start, count = [], 0, 0
+    for match in _TOKEN_PIECE.finditer(run):
+        if count == max_tokens:
+            pieces.append(run[start:match.start()])
+            start, count = match.start(), 0
+        count += 1
+    pieces.append(run[start:])
+    return pieces
+
+
+_TABLE_DELIMITER = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
 
 def markdown_blocks(pages: list[str], max_tokens: int) -> list[Block]:
@@ -108,6 +124,9 @@ def markdown_blocks(pages: list[str], max_tokens: int) -> list[Block]:
                 # Split by rows/items, each piece keeping the table's header row.
                 rows = raw.split("\n") if kind == "table" else re.split(r"\n(?=[-*] )", raw)
                 header = rows[0] if kind == "table" else ""
+                if kind == "table" and len(rows) > 1 and _TABLE_DELIMITER.match(rows[1]):
+                    # the header row and its |---| line travel together: each piece is a table of its own
+                    header, rows = rows[0] + "\n" + rows[1], [rows[0] + "\n" + rows[1]] + rows[2:]
                 group: list[str] = []
                 for row in rows:
                     candidate = "\n".join(group + [row])
@@ -138,8 +157,13 @@ def chunk_markdown(pages: list[str], *, max_tokens: int, overlap_tokens: int) ->
 
     def emit() -> None:
         nonlocal current, current_tokens
+        # Headings at the end belong to what follows them: they open the next chunk, not close this one.
+        trailing: list[Block] = []
+        while current and current[-1].kind == "heading":
+            trailing.insert(0, current.pop())
         body = [b for b in current if b.kind != "heading"]
         if not body:
+            current = current + trailing
             return
         text = "\n\n".join(b.text for b in current)
         # The section the passage is about: the first one its content sits under (text before the
@@ -150,6 +174,9 @@ def chunk_markdown(pages: list[str], *, max_tokens: int, overlap_tokens: int) ->
             heading_path=heading_path, token_count=estimate_tokens(text),
             chunk_sha=hashlib.sha256(text.encode()).hexdigest(),
         ))
+        if trailing:  # the next chunk starts a section: no text of this one is carried into it
+            current, current_tokens = trailing, sum(b.tokens for b in trailing)
+            return
         # Overlap: carry trailing non-heading blocks worth up to overlap_tokens into the next chunk.
         carry: list[Block] = []
         carried = 0
@@ -166,8 +193,12 @@ def chunk_markdown(pages: list[str], *, max_tokens: int, overlap_tokens: int) ->
         if current and (not fits or (starts_section and current_tokens > max_tokens // 4)):
             emit()
             if block.kind == "heading" or current_tokens + block.tokens > max_tokens:
-                # A new section does not carry text over from the previous one.
-                current, current_tokens = [], 0
+                # A new section does not carry text over from the previous one; its own headings stay
+                # with it when they fit.
+                headings = [b for b in current if b.kind == "heading"]
+                if sum(b.tokens for b in headings) + block.tokens > max_tokens:
+                    headings = []
+                current, current_tokens = headings, sum(b.tokens for b in headings)
         if block.kind == "heading" and current and all(b.kind == "heading" for b in current):
             current, current_tokens = [], 0
         current.append(block)

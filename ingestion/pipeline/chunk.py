@@ -2,8 +2,9 @@
 their full-text index entries.
 
 Idempotent: chunk ids are deterministic and conflicting inserts are ignored; chunks of an older
-chunker version, beyond the new count or with other text at their ordinal are removed (their index
-entries and vectors with them), and a new passage with the text of a removed one gets its vector.
+chunker version, beyond the new count, or with other text, pages or section at their ordinal are
+removed (their index entries and vectors with them), and a new passage whose embedded text (section
+and text) is that of a removed one gets its vector.
 """
 from __future__ import annotations
 
@@ -54,11 +55,15 @@ def _store(document, rows: list[Chunk], *, straight: bool) -> tuple[float, float
     with transaction.atomic():
         # One look at what is stored: passages of an older chunker version, beyond the new count, or
         # with other text at the same ordinal (a re-chunk with different settings) are replaced.
-        existing = Chunk.objects.filter(document_id=document.id).values_list("id", "chunker_version", "ordinal",
-                                                                            "chunk_sha")
+        existing = Chunk.objects.filter(document_id=document.id).values_list(
+            "id", "chunker_version", "ordinal", "chunk_sha", "page_start", "page_end", "heading_path")
         kept, stale = set(), []
-        for chunk_id, version, ordinal, sha in existing:
-            if version == CHUNKER_VERSION and ordinal < len(rows) and rows[ordinal].chunk_sha == sha:
+        for chunk_id, version, ordinal, sha, page_start, page_end, heading_path in existing:
+            # the same text is not enough: after a new parse its pages (citations) or its section (part of
+            # what is embedded) may have moved
+            if (version == CHUNKER_VERSION and ordinal < len(rows) and rows[ordinal].chunk_sha == sha
+                    and (rows[ordinal].page_start, rows[ordinal].page_end) == (page_start, page_end)
+                    and list(rows[ordinal].heading_path) == list(heading_path)):
                 kept.add(ordinal)
             else:
                 stale.append(chunk_id)

@@ -1,3 +1,5 @@
+import pytest
+
 from ingestion.chunking import chunk_markdown, estimate_tokens
 
 
@@ -80,3 +82,38 @@ def test_text_before_the_first_heading_takes_the_heading_path_of_the_section_it_
     chunks = chunk_markdown(["Harborview Health Plan letterhead\n\n## Your Right to Appeal\n\nYou may appeal within 180 days."],
                             max_tokens=200, overlap_tokens=0)
     assert chunks[0].heading_path == ["Your Right to Appeal"]
+
+
+def test_a_heading_opens_the_chunk_of_its_section_instead_of_closing_the_one_before():
+    pages = ["# A\n\n" + "word " * 260 + "\n\nShort tail para here.\n\n### B\n\n" + "zzz " * 100]
+    chunks = chunk_markdown(pages, max_tokens=350, overlap_tokens=50)
+    assert not any(c.text.rstrip().endswith("### B") for c in chunks)
+    under_b = [c for c in chunks if "zzz" in c.text]
+    assert under_b and all(c.heading_path == ["A", "B"] and c.text.startswith("### B") for c in under_b)
+    assert "Short tail" not in under_b[0].text  # no text of the section before is carried into it
+
+
+def test_a_heading_on_the_next_page_does_not_stretch_the_chunk_before_to_that_page():
+    pages = ["# A\n\n" + "word " * 300, "## B\n\n" + "zzz " * 200]
+    first, second = chunk_markdown(pages, max_tokens=350, overlap_tokens=50)[:2]
+    assert (first.page_start, first.page_end) == (1, 1) and second.page_start == 2
+
+
+@pytest.mark.parametrize("text", ["保险" * 400, "x" * 5000, "a " * 340 + "1234567890" * 4],
+                         ids=["cjk-without-spaces", "one-long-run", "a-long-number-at-the-end"])
+def test_text_without_spaces_is_cut_within_the_bound_and_nothing_is_lost(text):
+    chunks = chunk_markdown([text], max_tokens=350, overlap_tokens=50)
+    assert max(c.token_count for c in chunks) <= 350
+    assert "".join(c.text.replace(" ", "") for c in chunks).count(text.replace(" ", "")[-40:]) >= 1
+    assert sum(len(c.text.replace(" ", "")) for c in chunks) >= len(text.replace(" ", ""))
+
+
+def test_each_piece_of_a_split_table_carries_the_header_and_its_delimiter_line():
+    rows = [f"| Service number {i} with a longer name | ${i}0 copay |" for i in range(40)]
+    page = "## Costs\n\n" + "\n".join(["| Service | Network |", "| --- | --- |"] + rows)
+    pieces = [c for c in chunk_markdown([page], max_tokens=120, overlap_tokens=0) if "| Service number" in c.text]
+    assert len(pieces) > 2
+    for piece in pieces:
+        lines = [line for line in piece.text.split("\n") if line.startswith("|")]
+        assert lines[:2] == ["| Service | Network |", "| --- | --- |"]
+    assert len({line for c in pieces for line in c.text.split("\n") if line.startswith("| Service number")}) == 40

@@ -136,3 +136,23 @@ def test_a_job_cancelled_while_it_waits_on_the_parser_is_not_parked_for_another_
     job.refresh_from_db()
     assert job.lease_owner == "" and job.next_attempt_at is None
     assert not Event.objects.filter(job=job, type="parse_waiting").exists()
+
+
+def test_a_new_parse_that_moves_text_to_other_pages_moves_the_citations(complete_document):
+    from ingestion import storage
+
+    # given a complete document, whose pages come back from a new parse with a blank page in front
+    before = {c.chunk_sha: (c.page_start, c.page_end) for c in Chunk.objects.filter(document=complete_document)}
+    pages = storage.parsed_pages_read(complete_document.parsed_path)
+    Document.objects.filter(pk=complete_document.pk).update(
+        parsed_path=storage.parsed_pages_save(document_id=complete_document.pk, pages=[""] + pages))
+    # when its passages are made again
+    job = services.job_start(document=Document.objects.get(pk=complete_document.pk), from_stage="chunk")
+    assert run_job_sync(job.id) == Status.COMPLETE
+    # then the same texts now cite the page they are on, one further
+    after = {c.chunk_sha: (c.page_start, c.page_end) for c in Chunk.objects.filter(document=complete_document)}
+    assert set(after) == set(before)
+    assert all(after[sha] == (start + 1, end + 1) for sha, (start, end) in before.items())
+    # and their vectors were carried over, not paid for again (same section, same text)
+    finished = Event.objects.get(job=job, type="stage_finished", stage="embed")
+    assert finished.payload["embedded"] == 0
