@@ -157,6 +157,9 @@ def job_retry(*, job: Job) -> Job:
     job = Job.objects.select_related("document").get(pk=job.pk)
     if job.status not in FAILED | {Status.CANCELLED}:
         raise PermanentError("JOB_NOT_FAILED", f"Only failed or cancelled jobs can be retried; this one is {job.status}.")
+    if job.document.current_job_id != job.pk:
+        raise PermanentError("JOB_SUPERSEDED", f"The document has a newer job ({job.document.current_job_id}) than "
+                             "this one; retry or reprocess that one instead.")
     failed_stage = next((name for name in STAGE_ORDER if job.stage_times.get(name, {}).get("started")
                          and not job.stage_times.get(name, {}).get("finished")), "parse")
     from_stage = {"parse": "parse", "validate": "parse", "chunk": "chunk", "embed": "embed", "finalize": "embed"}[failed_stage]

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
@@ -21,10 +21,11 @@ from ingestion.statuses import FAILED, STAGE_ORDER, TERMINAL, Status
 
 # Error codes raised when a provider call itself failed (not the document), by provider.
 PROVIDER_ERROR_CODES = {
-    "llamaparse": ("PARSE_PROVIDER_TIMEOUT", "PARSE_PROVIDER_UNAVAILABLE", "PARSE_RATE_LIMITED", "PARSE_PROVIDER_ERROR",
-                   "PARSE_PROVIDER_AUTH", "PARSE_PROVIDER_REJECTED", "PARSE_PROVIDER_MALFORMED", "PARSE_JOB_FAILED"),
+    "llamaparse": ("PARSE_PROVIDER_TIMEOUT", "PARSE_PROVIDER_UNAVAILABLE", "PARSE_PROVIDER_UNREACHABLE",
+                   "PARSE_RATE_LIMITED", "PARSE_PROVIDER_ERROR", "PARSE_PROVIDER_AUTH", "PARSE_PROVIDER_REJECTED",
+                   "PARSE_PROVIDER_MALFORMED", "PARSE_JOB_FAILED", "PARSE_JOB_CANCELLED", "PARSE_TIMEOUT"),
     "openai": ("EMBED_RATE_LIMITED", "EMBED_PROVIDER_TIMEOUT", "EMBED_PROVIDER_UNAVAILABLE", "EMBED_PROVIDER_ERROR",
-               "EMBED_PROVIDER_AUTH", "EMBED_PROVIDER_REJECTED", "EMBED_PROVIDER_MALFORMED"),
+               "EMBED_PROVIDER_AUTH", "EMBED_PROVIDER_REJECTED", "EMBED_PROVIDER_MALFORMED", "EMBED_QUOTA_EXCEEDED"),
 }
 # The stage whose successful runs count a provider's calls.
 PROVIDER_STAGE = {"llamaparse": "parse", "openai": "embed"}
@@ -185,7 +186,8 @@ def recent_failures(*, limit: int = 20) -> list[Job]:
 
 def dead_lettered_count() -> int:
     """Failed jobs that gave up after exhausting their retries (as opposed to refusing bad input at once)."""
-    return Job.objects.filter(status__in=FAILED, last_error_retryable=True).count()
+    # a failed job later retried (its document now has a newer job) is no longer waiting for anyone
+    return Job.objects.filter(status__in=FAILED, last_error_retryable=True, document__current_job=F("pk")).count()
 
 
 # --- Backlog and stuck jobs --------------------------------------------------------------------

@@ -48,6 +48,7 @@ STATUS_FOR_CODE = {
     "JOB_ALREADY_ENDED": status.HTTP_409_CONFLICT,
     "JOB_NOT_PARSED": status.HTTP_409_CONFLICT,
     "JOB_ACTIVE": status.HTTP_409_CONFLICT,
+    "JOB_SUPERSEDED": status.HTTP_409_CONFLICT,
 }
 # The request field a refusal is about, so a form can show the message next to it.
 FIELD_FOR_CODE = {

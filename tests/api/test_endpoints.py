@@ -187,12 +187,13 @@ def test_retry_of_a_job_that_did_not_fail_is_refused(api, complete_document):
     assert response.status_code == 409 and response.json()["error"]["code"] == "JOB_NOT_FAILED"
 
 
-def test_retry_is_refused_while_another_job_of_the_document_runs(api, member, pdf_bytes):
+def test_retry_of_a_job_the_document_has_moved_past_is_refused(api, member, pdf_bytes):
     failed = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").job
     services.job_cancel(job=failed)
-    services.job_retry(job=failed)  # a new job now runs for the document
+    newer = services.job_retry(job=failed)  # a new job now runs for the document
     response = api.post(f"/api/v1/jobs/{failed.id}/retry/")
-    assert response.status_code == 409 and response.json()["error"]["code"] == "JOB_ACTIVE"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "JOB_SUPERSEDED"
+    assert str(newer.id) in response.json()["error"]["message"]
     assert Job.objects.count() == 2
 
 

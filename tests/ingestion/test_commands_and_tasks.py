@@ -30,6 +30,15 @@ def test_ingest_reports_bad_files_and_exits_non_zero(providers, tmp_path):
     assert "failed_parse" in out.getvalue() and "PARSE_NOT_A_PDF" in out.getvalue()
 
 
+def test_ingest_without_waiting_still_exits_non_zero_when_a_file_is_refused(providers, tmp_path, pdf_bytes):
+    (tmp_path / "not-a-pdf.pdf").write_bytes(b"Sample Insurance Policy\n")
+    (tmp_path / "policy.pdf").write_bytes(pdf_bytes)
+    out = StringIO()
+    with pytest.raises(CommandError, match="refused"):
+        call_command("ingest", str(tmp_path), stdout=out)
+    assert "PARSE_NOT_A_PDF" in out.getvalue() and Document.objects.count() == 1  # the good one was queued
+
+
 def test_ingest_wait_without_a_qcluster_says_so(providers, tmp_path, pdf_bytes):
     (tmp_path / "policy.pdf").write_bytes(pdf_bytes)
     with pytest.raises(CommandError, match="No qcluster is running"):

@@ -75,6 +75,15 @@ def test_reprocess_refuses_a_document_that_is_still_processing(member, pdf_bytes
     assert Job.objects.filter(document_id=job.document_id).count() == 1
 
 
+def test_reprocess_exits_non_zero_when_some_documents_were_refused(complete_document, member, pdf_bytes):
+    busy = services.document_upload(owner=member, data=pdf_bytes + b"\n%busy", filename="b.pdf").job
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 document\\(s\\) could not be reprocessed"):
+        call_command("reprocess", "--document", str(complete_document.pk), str(busy.document_id),
+                     "--from-stage", "embed", stdout=out, stderr=StringIO())
+    assert "1 job(s) started" in out.getvalue()
+
+
 def test_unknown_document_ids_are_named(db):
     with pytest.raises(CommandError, match="No document with id 7d1f5a4e-0000-4000-8000-000000000000"):
         call_command("reprocess", "--document", "7d1f5a4e-0000-4000-8000-000000000000", stdout=StringIO())

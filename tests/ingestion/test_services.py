@@ -157,3 +157,16 @@ def test_retrying_a_later_stage_of_a_document_whose_parsed_pages_are_gone_starts
                                                       "chunk": {"started": "z"}})
     Document.objects.filter(pk=job.document_id).update(parsed_path="")
     assert services.job_retry(job=Job.objects.get(pk=job.pk)).start_stage == "parse"
+
+
+def test_a_failed_job_the_document_has_moved_past_cannot_be_retried(member, pdf_bytes):
+    old = services.document_upload(owner=member, data=pdf_bytes, filename="p.pdf").job
+    Job.objects.filter(pk=old.pk).update(status=Status.FAILED_PARSE)
+    newer = services.job_retry(job=Job.objects.get(pk=old.pk))
+    Job.objects.filter(pk=newer.pk).update(status=Status.COMPLETE)
+    Document.objects.filter(pk=old.document_id).update(status=Status.COMPLETE)
+    # a bulk "retry the failed jobs" meets the old one: the complete document is not processed again
+    with pytest.raises(PermanentError) as refused:
+        services.job_retry(job=Job.objects.get(pk=old.pk))
+    assert refused.value.code == "JOB_SUPERSEDED" and str(newer.pk) in refused.value.message
+    assert Document.objects.get(pk=old.document_id).current_job_id == newer.pk

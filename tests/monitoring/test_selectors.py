@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from model_bakery import baker
 
-from ingestion.models import WorkerHeartbeat
+from ingestion.models import Document, Job, WorkerHeartbeat
 from monitoring import selectors
 
 pytestmark = pytest.mark.django_db
@@ -161,6 +161,14 @@ def test_recent_failures_and_dead_lettered_jobs(make_job):
     assert selectors.dead_lettered_count() == 1
 
 
+def test_a_dead_lettered_job_whose_document_was_retried_no_longer_counts(make_job):
+    old = make_job("failed_embedding", finished_ago=30, last_error_code="EMBED_RATE_LIMITED", last_error_retryable=True)
+    assert selectors.dead_lettered_count() == 1
+    newer = baker.make(Job, document=old.document, status="complete")
+    Document.objects.filter(pk=old.document_id).update(current_job=newer)
+    assert selectors.dead_lettered_count() == 0
+
+
 def test_provider_calls_count_successes_from_finished_stages_and_failures_by_code(make_job, make_event):
     # given parse made 3 calls and embed 2 + 4 in finished stages; embed was rate-limited twice;
     # a parse call timed out for good; a document error (not a provider's) is not a provider failure
@@ -173,13 +181,15 @@ def test_provider_calls_count_successes_from_finished_stages_and_failures_by_cod
     make_event(job, "retry_scheduled", stage="embed", code="EMBED_RATE_LIMITED")
     make_event(job, "stage_failed", stage="parse", code="PARSE_PROVIDER_TIMEOUT")
     make_event(job, "stage_failed", stage="parse", code="PARSE_ENCRYPTED_PDF")
+    make_event(job, "retry_scheduled", stage="parse", code="PARSE_PROVIDER_UNREACHABLE")  # connection refused
+    make_event(job, "stage_failed", stage="embed", code="EMBED_QUOTA_EXCEEDED")
     # when
     calls = {c.provider: c for c in selectors.provider_calls()}
     # then
-    assert (calls["llamaparse"].ok, calls["llamaparse"].failed) == (3, 1)
-    assert calls["llamaparse"].by_code == {"PARSE_PROVIDER_TIMEOUT": 1}
-    assert (calls["openai"].ok, calls["openai"].failed) == (6, 2)
-    assert calls["openai"].error_rate == pytest.approx(0.25)
+    assert (calls["llamaparse"].ok, calls["llamaparse"].failed) == (3, 2)
+    assert calls["llamaparse"].by_code == {"PARSE_PROVIDER_TIMEOUT": 1, "PARSE_PROVIDER_UNREACHABLE": 1}
+    assert (calls["openai"].ok, calls["openai"].failed) == (6, 3)
+    assert calls["openai"].error_rate == pytest.approx(3 / 9)
 
 
 def test_retries_are_counted_by_stage_and_code(make_job, make_event):

@@ -108,6 +108,8 @@ class Command(BaseCommand):
         if (options["wait"] or options["sync"]) and any(
                 r["status"] in FAILED or r["status"] not in TERMINAL for r in rows):
             raise CommandError("Some documents did not complete (see the table above).")
+        if any(r["job"] is None and r["status"] in FAILED for r in rows):
+            raise CommandError("Some files were refused (see the table above); the others were queued.")
 
     def _wait(self, console, pending, timeout):
         deadline = time.monotonic() + timeout

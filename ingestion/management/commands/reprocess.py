@@ -68,3 +68,6 @@ class Command(BaseCommand):
         console.print(f"{started} job(s) started from {from_stage}, {refused} refused.")
         if refused and not started:
             raise CommandError("No document could be reprocessed; see the reasons above.")
+        if refused:
+            raise CommandError(f"{refused} document(s) could not be reprocessed (see the reasons above); the "
+                               f"{started} others were started.")
