@@ -37,6 +37,8 @@ def provider_probe(provider: str) -> ProbeResult:
     """Call ``provider`` once; ok unless it is unreachable, too slow, refuses the key or answers 5xx."""
     if provider == "llamaparse" and settings.PARSER_BACKEND == "local":
         return ProbeResult(provider, True, "not used (PARSER_BACKEND=local)", 0.0, used=False)
+    if provider == "openai" and settings.EMBEDDING_BACKEND == "local":
+        return ProbeResult(provider, True, "not used (EMBEDDING_BACKEND=local)", 0.0, used=False)
     url, key = _target(provider)
     started = time.monotonic()
     try:
@@ -52,4 +54,21 @@ def provider_probe(provider: str) -> ProbeResult:
         return ProbeResult(provider, False, f"the API key was refused (HTTP {response.status_code})", seconds)
     if response.status_code >= 500 or response.status_code == 429:
         return ProbeResult(provider, False, f"answered HTTP {response.status_code}", seconds)
+    if not _the_api_answered(provider, response):
+        return ProbeResult(provider, False, f"HTTP {response.status_code} from something that is not its API: check "
+                           f"{'LLAMAPARSE_BASE_URL' if provider == 'llamaparse' else 'OPENAI_BASE_URL'}", seconds)
     return ProbeResult(provider, True, f"HTTP {response.status_code} in {seconds * 1000:.0f} ms", seconds)
+
+
+def _the_api_answered(provider: str, response: httpx.Response) -> bool:
+    """The provider's API itself answered, not a web server at a wrong address (whose 404 proves nothing).
+
+    OpenAI lists its models (200, ``{"data": [...]}``); LlamaParse answers the unknown job with its own
+    JSON error (``{"detail": ...}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    if provider == "openai":
+        return response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("data"), list)
+    return isinstance(body, dict) and ("detail" in body or "status" in body)

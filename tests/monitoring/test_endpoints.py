@@ -110,6 +110,23 @@ def test_health_skips_llamaparse_with_the_local_parser(providers, settings):
     assert checks["ProviderReachable(provider='llamaparse')"] == "OK"
 
 
+@pytest.mark.parametrize("setting, path", [("OPENAI_BASE_URL", "/nothing/v1"),
+                                           ("LLAMAPARSE_BASE_URL", "/nothing/llamaparse")])
+def test_health_is_red_for_a_provider_address_where_no_api_answers(providers, settings, setting, path):
+    # the web server answers 404 there, as a wrong path behind any proxy would: that is not the provider
+    setattr(settings, setting, providers.url + path)
+    _, checks = health(providers.url)
+    provider = "openai" if setting.startswith("OPENAI") else "llamaparse"
+    assert f"not its API: check {setting}" in checks[f"ProviderReachable(provider='{provider}')"]
+
+
+def test_health_skips_openai_with_the_local_embedding_model(providers, settings):
+    settings.EMBEDDING_BACKEND = "local"
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/nothing"
+    _, checks = health(providers.url)
+    assert checks["ProviderReachable(provider='openai')"] == "OK"
+
+
 # --- metrics --------------------------------------------------------------------------------------
 
 def test_metrics_report_statuses_backlog_histograms_provider_calls_and_retries(client, make_job, make_event,
