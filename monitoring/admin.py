@@ -12,3 +12,6 @@ class AlertAdmin(ReadOnlyAdmin):
     search_fields = ["message"]
     date_hierarchy = "opened_at"
     readonly_fields = [f.name for f in Alert._meta.fields]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a deleted open alert would be opened and delivered again at the next evaluation

@@ -165,7 +165,7 @@ def alerts_evaluate() -> dict[str, str]:
 def alerts_evaluate_if_stale(*, max_age_seconds: int = 120) -> bool:
     """Evaluate the rules when the scheduled evaluation has not run lately.
 
-    The schedule runs inside the qcluster, so when every qcluster is down it stops too; the
+    The schedule runs inside the qcluster, so when every qcluster is down it stops too; /health/, the
     dashboard and /metrics call this so the "no worker" alert still fires and is delivered.
     """
     last = cache.get(LAST_EVALUATION_KEY)

@@ -34,6 +34,11 @@ class WorkerHeartbeatFresh(HealthCheck):
     """
 
     def run(self) -> None:
+        from monitoring.alerts import alerts_evaluate_if_stale
+
+        # The rules' schedule runs inside the qcluster: with every qcluster down, load-balancer and
+        # uptime polls of /health/ are what evaluate them, so "no worker" is alerted without a viewer.
+        alerts_evaluate_if_stale()
         status = selectors.worker_status()
         if status.last_seen_age is None:
             raise ServiceUnavailable("No qcluster has ever reported; start one with 'python manage.py qcluster'.")

@@ -76,6 +76,15 @@ def test_health_json_names_the_missing_worker_and_passes_the_rest(providers):
         assert checks[name] == "OK"
 
 
+def test_an_uptime_poll_of_health_alone_opens_the_no_worker_alert(providers):
+    from monitoring.models import Alert
+
+    # with every qcluster down, the rules' schedule stops with them: nobody views the dashboard
+    health(providers.url)
+    alert = Alert.objects.get(rule="worker_heartbeat")
+    assert alert.state == "open"
+
+
 def test_health_is_red_while_a_heartbeat_exists_but_no_cluster_runs(providers):
     # given a qcluster wrote a heartbeat a moment ago and has stopped since
     baker.make(WorkerHeartbeat, worker="host:1", seen_at=timezone.now())
