@@ -207,10 +207,16 @@ class Backlog:
 
 
 def backlog(*, now: datetime | None = None) -> Backlog:
-    """How many jobs wait, how many run, and how long the oldest waiting job has existed."""
+    """How many jobs wait, how many run, and how long the job due longest has waited for a worker.
+
+    A job waiting on purpose (a parse polling the parser later, a retry in its backoff) is not late:
+    its wait counts from when it became due (its ``next_attempt_at``), others' from their last change
+    (when they were queued)."""
     now = now or timezone.now()
     waiting = _waiting(now)
-    oldest = waiting.order_by("created_at").values_list("id", "created_at").first()
+    due = (waiting.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+           .annotate(due_since=Coalesce("next_attempt_at", "updated_at")))
+    oldest = due.order_by("due_since").values_list("id", "due_since").first()
     running = Job.objects.filter(status__in=WAITING_STATUSES, lease_expires_at__gt=now).exclude(lease_owner="").count()
     return Backlog(waiting.count(), running, (now - oldest[1]).total_seconds() if oldest else None,
                    str(oldest[0]) if oldest else None)

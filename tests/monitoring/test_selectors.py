@@ -121,6 +121,17 @@ def test_backlog_counts_waiting_and_running_jobs_and_the_oldest_waiting_age(make
     assert backlog.oldest_age_seconds == pytest.approx(600, abs=1)
 
 
+def test_a_job_waiting_on_purpose_is_not_late_until_its_time_comes(make_job, now):
+    # given a parse parked to poll the parser again in 10 s, and a retry whose backoff ended 30 s ago,
+    # both of documents uploaded long ago
+    make_job("parse_queued", created_ago=2000, next_attempt_at=now + timedelta(seconds=10))
+    due = make_job("embedding_queued", created_ago=2500, next_attempt_at=now - timedelta(seconds=30))
+    # then both wait, and the oldest wait is the retry's 30 s, not the uploads' age
+    backlog = selectors.backlog(now=now)
+    assert backlog.waiting == 2
+    assert backlog.oldest_age_seconds == pytest.approx(30, abs=1) and backlog.oldest_job_id == str(due.pk)
+
+
 def test_backlog_of_an_idle_pipeline_is_empty(make_job, now):
     make_job("complete", finished_ago=10)
     backlog = selectors.backlog(now=now)
