@@ -68,6 +68,19 @@ def test_heartbeat_records_the_worker(db):
     assert WorkerHeartbeat.objects.count() == 1
 
 
+def test_a_worker_starting_any_task_is_a_heartbeat_at_most_every_15_seconds(db, monkeypatch):
+    from django_q.signals import pre_execute
+
+    from monitoring import signals
+
+    # a busy cluster whose scheduled heartbeat waits behind pipeline tasks still shows it executes tasks
+    monkeypatch.setattr(signals, "_last_task_heartbeat", 0.0)
+    pre_execute.send(sender="django_q", func=tasks.run_stage, task={})
+    first = WorkerHeartbeat.objects.get().seen_at
+    pre_execute.send(sender="django_q", func=tasks.run_stage, task={})
+    assert WorkerHeartbeat.objects.get().seen_at == first  # not a write per task
+
+
 def test_a_wake_up_for_a_briefly_locked_job_is_not_dropped(member, pdf_bytes, settings):
     import psycopg2
     from django.db import connection
