@@ -8,15 +8,16 @@ queries whatever its length.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from ingestion import services
+from ingestion import audit, services
 from ingestion.errors import PipelineError
-from ingestion.models import Chunk, ChunkVector, Document, EmbeddingCache, Event, Job
+from ingestion.models import AuditRecord, Chunk, ChunkVector, Document, EmbeddingCache, Event, Job
 from monitoring.selectors import job_cost_estimate
 
 
@@ -147,12 +148,27 @@ class DocumentAdmin(ReadOnlyAdmin):
         jobs = [document.current_job for document in queryset if document.current_job]
         _run_service(self, request, jobs, lambda job: services.job_cancel(job=job), "Cancelled")
 
+    def get_deleted_objects(self, objs, request):
+        # A document takes its jobs, passages and events with it (services.document_delete); their own
+        # admins refuse deleting them one by one, which must not block deleting the document.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     def delete_model(self, request, obj):
-        services.document_delete(document=obj)
+        _delete_audited(request, obj)
 
     def delete_queryset(self, request, queryset):
         for document in queryset:
-            services.document_delete(document=document)
+            _delete_audited(request, document)
+
+
+def _delete_audited(request, document: Document) -> None:
+    """Delete a document as the API does: an audit record naming the staff member, in the same transaction."""
+    with transaction.atomic():
+        audit.audit_record(actor=request.user, action=AuditRecord.Action.DOCUMENT_DELETED, document_id=document.id,
+                           document_owner_id=document.owner_id, client=audit.ClientInfo.from_request(request),
+                           detail={"via": "admin", "size": document.size, "jobs": document.jobs.count()})
+        services.document_delete(document=document)
 
 
 @admin.register(Job)
@@ -239,6 +255,17 @@ class ChunkAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """A passage's page shows its text: a read of document content, recorded like the API's."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        chunk = Chunk.objects.filter(pk=object_id).values("document_id", "owner_id").first()
+        if chunk and response.status_code == 200:
+            audit.audit_record(actor=request.user, action=AuditRecord.Action.CHUNKS_READ,
+                               document_id=chunk["document_id"], document_owner_id=chunk["owner_id"],
+                               client=audit.ClientInfo.from_request(request),
+                               detail={"via": "admin", "chunk_ids": [str(object_id)]})
+        return response
 
     @admin.display(description="vector", boolean=True, ordering="vector_present")
     def has_vector(self, obj):

@@ -123,3 +123,30 @@ def test_a_member_without_staff_rights_cannot_open_the_admin(client, member):
     client.force_login(member)
     response = client.get(reverse("admin:ingestion_job_changelist"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_deleting_documents_in_the_admin_is_audited_like_the_api(staff_client, make_job,
+                                                                django_capture_on_commit_callbacks):
+    from ingestion.models import AuditRecord
+
+    one, two = make_job("complete"), make_job("failed_parse")
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(reverse("admin:ingestion_document_changelist"),
+                          {"action": "delete_selected", "_selected_action": [str(one.document_id), str(two.document_id)],
+                           "post": "yes"}, follow=True)
+    assert not Document.objects.exists()
+    records = AuditRecord.objects.filter(action="document_deleted")
+    assert {r.document_id for r in records} == {one.document_id, two.document_id}
+    assert all(r.actor_username == "ops" and r.detail["via"] == "admin" for r in records)
+
+
+def test_reading_a_passage_in_the_admin_is_audited(staff_client, make_job):
+    from ingestion.models import AuditRecord
+
+    job = make_job("complete")
+    chunk = baker.make(Chunk, document=job.document, owner=job.document.owner, ordinal=0, text="The copay is $20.",
+                       page_start=1, page_end=1, heading_path=[])
+    response = staff_client.get(reverse("admin:ingestion_chunk_change", args=[chunk.pk]))
+    assert response.status_code == 200 and b"The copay is $20." in response.content
+    record = AuditRecord.objects.get(action="chunks_read")
+    assert record.document_id == job.document_id and record.detail == {"via": "admin", "chunk_ids": [str(chunk.pk)]}
