@@ -136,35 +136,53 @@ def _heading_level(line: str) -> int | None:
 
 
 def page_to_markdown(text: str, drop: set[str] = frozenset()) -> str:
-    """Turn one page's raw text into markdown blocks separated by blank lines."""
+    """Turn one page's raw text into markdown blocks separated by blank lines (a list's items are one
+    block, a line each)."""
     blocks: list[str] = []
     paragraph: list[str] = []
+    items: list[str] = []  # the list being read, item by item
+
+    def flush_items() -> None:
+        if items:
+            blocks.append("\n".join(items))
+            items.clear()
 
     def flush() -> None:
-        if paragraph:
+        if paragraph and paragraph[0].startswith("- "):
+            items.append(" ".join(paragraph))  # a finished item: the list may go on
+        elif paragraph:
+            flush_items()
             blocks.append(" ".join(paragraph))
-            paragraph.clear()
+        paragraph.clear()
 
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    for line in lines:
+    content = [n for n, line in enumerate(lines) if line.strip()]
+    # Running headers and footers, and page numbers, are dropped where they run: in the page's first
+    # and last lines, never from the body (a "Not covered" line, a table cell "30").
+    edges = set(content[:3] + content[-3:])
+    for number, line in enumerate(lines):
         stripped = line.strip()
         if not stripped:
             flush()
+            if not (number + 1 < len(lines) and _BULLET.match(lines[number + 1])):
+                flush_items()  # a blank line ends a list, unless the next item follows it
             continue
-        if _normalise_running_line(stripped) in drop or _PAGE_NUMBER.match(stripped):
+        if number in edges and (_normalise_running_line(stripped) in drop or _PAGE_NUMBER.match(stripped)):
             continue
-        if not paragraph and blocks and blocks[-1].startswith("#") and stripped[:1].islower():
+        if not paragraph and not items and blocks and blocks[-1].startswith("#") and stripped[:1].islower():
             # A heading wrapped onto a second line.
             blocks[-1] = f"{blocks[-1]} {stripped}"
             continue
         level = _heading_level(stripped)
         if level:
             flush()
+            flush_items()
             blocks.append("#" * level + " " + stripped)
             continue
         if stripped.startswith("|") or "\t" in stripped or re.search(r"\S {3,}\S", line):
             # Columns separated by tabs or wide gaps: a table row; keep rows as lines of one block.
             flush()
+            flush_items()
             cells = [cell.strip() for cell in re.split(r"\t| {3,}", stripped.strip("|")) if cell.strip()]
             row = "| " + " | ".join(cells) + " |"
             if blocks and blocks[-1].startswith("| ") and not blocks[-1].endswith("\n"):
@@ -176,10 +194,13 @@ def page_to_markdown(text: str, drop: set[str] = frozenset()) -> str:
             flush()
             paragraph.append("- " + _BULLET.sub("", stripped, count=1))
             continue
+        if not paragraph:
+            flush_items()  # text that is not an item's continuation ends the list
         if paragraph and _SENTENCE_END.search(paragraph[-1]) and stripped[:1].isupper() and not paragraph[0].startswith("- "):
             flush()
         paragraph.append(stripped)
     flush()
+    flush_items()
     return "\n\n".join(blocks)
 
 

@@ -117,3 +117,23 @@ def test_each_piece_of_a_split_table_carries_the_header_and_its_delimiter_line()
         lines = [line for line in piece.text.split("\n") if line.startswith("|")]
         assert lines[:2] == ["| Service | Network |", "| --- | --- |"]
     assert len({line for c in pieces for line in c.text.split("\n") if line.startswith("| Service number")}) == 40
+
+
+def test_the_local_parser_keeps_a_list_as_one_block_so_it_is_chunked_whole():
+    from ingestion.providers.pdf_text import page_to_markdown
+
+    page = page_to_markdown("Covered services\nYou can get these.\n• Ambulance rides\n• Emergency care that\n"
+                            "wraps onto a second line\n• Urgent care\n\nAfter the list, a paragraph.")
+    assert "- Ambulance rides\n- Emergency care that wraps onto a second line\n- Urgent care" in page
+    chunks = chunk_markdown(["word " * 300 + "\n\n" + page], max_tokens=350, overlap_tokens=50)
+    with_list = [c for c in chunks if "- Ambulance rides" in c.text]
+    assert len(with_list) == 1 and "- Urgent care" in with_list[0].text
+
+
+def test_the_local_parser_drops_running_lines_only_at_the_page_edges():
+    from ingestion.providers.pdf_text import page_to_markdown
+
+    page = page_to_markdown("Plan name 2025\nNot covered\nBenefit\nCopay\n30\nDeductible\nNot covered\n"
+                            "Coinsurance\nfooter\nthe end\n7", drop={"not covered", "plan name #"})
+    assert "Plan name" not in page and page.count("Not covered") == 1  # the top one is a running line
+    assert "30" in page and not page.rstrip().endswith("7")  # a cell in the body stays; the page number goes
