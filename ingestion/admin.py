@@ -8,7 +8,6 @@ queries whatever its length.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
@@ -163,12 +162,8 @@ class DocumentAdmin(ReadOnlyAdmin):
 
 
 def _delete_audited(request, document: Document) -> None:
-    """Delete a document as the API does: an audit record naming the staff member, in the same transaction."""
-    with transaction.atomic():
-        audit.audit_record(actor=request.user, action=AuditRecord.Action.DOCUMENT_DELETED, document_id=document.id,
-                           document_owner_id=document.owner_id, client=audit.ClientInfo.from_request(request),
-                           detail={"via": "admin", "size": document.size, "jobs": document.jobs.count()})
-        services.document_delete(document=document)
+    services.document_delete_audited(document=document, actor=request.user,
+                                     client=audit.ClientInfo.from_request(request), via="admin")
 
 
 @admin.register(Job)

@@ -1,6 +1,7 @@
 """Documents, their processing jobs, chunks and their vectors, the embedding cache and the event log."""
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -73,6 +74,11 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    @staticmethod
+    def new_webhook_secret() -> str:
+        """A fresh random token for the parser's callback URL (128 bits; ingestion.webhooks)."""
+        return secrets.token_hex(16)
 
     def __str__(self) -> str:
         return f"job {self.id} ({self.status})"

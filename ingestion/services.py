@@ -122,7 +122,7 @@ def job_start(*, document: Document, from_stage: str = "parse") -> Job:
     document_refuse_if_busy(document=document)
     start_status = {"parse": Status.UPLOADED, "chunk": Status.PARSE_VALIDATED, "embed": Status.CHUNKS_STORED}[from_stage]
     job = Job.objects.create(document=document, status=start_status, start_stage=from_stage,
-                             webhook_secret=os.urandom(16).hex(), page_count=document.page_count,
+                             webhook_secret=Job.new_webhook_secret(), page_count=document.page_count,
                              embed_model=settings.EMBEDDING_MODEL, embed_dimensions=settings.EMBEDDING_DIMENSIONS)
     document.current_job = job
     document.status = start_status
@@ -203,6 +203,20 @@ def document_delete(*, document: Document) -> None:
         document.delete()
         paths = [row["storage_path"], row["parsed_path"]]
         transaction.on_commit(lambda: [storage.file_delete(path) for path in paths])
+
+
+def document_delete_audited(*, document: Document, actor, client, via: str = "api") -> None:
+    """Delete a document for a person (a member through the API, staff in the admin): the audit record
+    naming them is written in the same transaction as the deletion."""
+    from ingestion import audit
+    from ingestion.models import AuditRecord
+
+    with transaction.atomic():
+        audit.audit_record(actor=actor, action=AuditRecord.Action.DOCUMENT_DELETED, document_id=document.id,
+                           document_owner_id=document.owner_id, client=client,
+                           detail={"via": via, "filename_length": len(document.filename), "size": document.size,
+                                   "jobs": document.jobs.count()})
+        document_delete(document=document)
 
 
 def user_get_or_create(*, username: str) -> User:

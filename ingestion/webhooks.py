@@ -23,12 +23,12 @@ from ingestion import services
 from ingestion.errors import PermanentError
 from ingestion.models import Event, Job
 from ingestion.pipeline import parse
-from ingestion.statuses import Status
+from ingestion.statuses import STAGES
 
 logger = logging.getLogger(__name__)
 
-# A job in one of these waits for its parse stage: a callback may wake it.
-WAITING_FOR_PARSER = (Status.UPLOADED, Status.PARSE_QUEUED)
+# A job due for its parse stage waits for the parser: a callback may wake it.
+WAITING_FOR_PARSER = STAGES["parse"].entry
 
 
 class WebhookRefused(PermanentError):

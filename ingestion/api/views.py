@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.http import FileResponse, Http404
 from django.urls import Resolver404, resolve, reverse
 from django_filters.rest_framework import DjangoFilterBackend
@@ -166,13 +165,8 @@ class DocumentDetailView(MemberView, generics.RetrieveDestroyAPIView):
         return super().delete(request, *args, **kwargs)
 
     def perform_destroy(self, document):
-        with transaction.atomic():
-            audit.audit_record(actor=self.request.user, action=AuditRecord.Action.DOCUMENT_DELETED,
-                               document_id=document.id, document_owner_id=document.owner_id,
-                               client=audit.ClientInfo.from_request(self.request),
-                               detail={"filename_length": len(document.filename), "size": document.size,
-                                       "jobs": document.jobs.count()})
-            services.document_delete(document=document)
+        services.document_delete_audited(document=document, actor=self.request.user,
+                                         client=audit.ClientInfo.from_request(self.request))
 
 
 class DocumentEventsView(MemberView, generics.ListAPIView):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import secrets
 import select
 import time
 from datetime import timedelta
@@ -113,7 +112,7 @@ def _submitted_at(job: Job):
 def _resubmit_next_attempt(job: Job, error: TransientError) -> TransientError:
     """The parser job will never succeed: forget it, so the next attempt submits the file afresh, with a
     new callback address (the abandoned parser job's late callback then finds no job)."""
-    Job.objects.filter(pk=job.pk).update(parse_job_id="", webhook_secret=secrets.token_hex(16))
+    Job.objects.filter(pk=job.pk).update(parse_job_id="", webhook_secret=Job.new_webhook_secret())
     return error
 
 
@@ -122,7 +121,7 @@ def _pages_via_llamaparse(job: Job, data: bytes, ctx) -> list[str]:
         try:
             if not job.parse_job_id:
                 if not job.webhook_secret:
-                    job.webhook_secret = secrets.token_hex(16)
+                    job.webhook_secret = Job.new_webhook_secret()
                     Job.objects.filter(pk=job.pk).update(webhook_secret=job.webhook_secret)
                 job.parse_job_id = client.upload(data=data, filename=job.document.filename,
                                                  webhook_url=webhook_url_for(job))

@@ -241,7 +241,7 @@ def _park_pending_parse(job: Job, owner: str) -> str:
     """The parser is still working: release the job and let the sweeper (or the webhook) resume it."""
     with transaction.atomic():
         current = Job.objects.select_for_update().filter(pk=job.pk).first()
-        if current is None:
+        if current is None:  # the document (and its jobs) was deleted while the stage ran
             return "missing"
         if current.status in TERMINAL:  # cancelled while it waited on the parser: nothing more to wait for
             return _release_ended(current, owner)
